@@ -1,0 +1,83 @@
+"""The `stategate` command: kafka, node, services, dev."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from .config import Settings
+from .logs import configure_logging
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", help="Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or localhost:9092)")
+    parser.add_argument("--data-dir", type=Path, help="where RocksDB tables live (default ./data)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `stategate` command."""
+    parser = argparse.ArgumentParser(prog="stategate", description="HTTP request/response over Kafka.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker (KRaft)")
+    kafka.add_argument("--port", type=int, help="listener port on 127.0.0.1 (default 9092)")
+    kafka.add_argument("--data-dir", type=Path, help="broker data (default ./data/kafka)")
+
+    node = commands.add_parser("node", help="run one gateway node (Faust worker + HTTP API)")
+    _common(node)
+    node.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    node.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    node.add_argument("--node-id", help="this node's id (default the host name)")
+    node.add_argument("--advertised-url", help="the URL clients and other nodes use for this node")
+
+    services = commands.add_parser("services", help="run the order validation services")
+    _common(services)
+
+    dev = commands.add_parser("dev", help="local Kafka, a gateway node, the services and demo inventory")
+    dev.add_argument("--port", type=int, help="first gateway node's HTTP port (default 8080)")
+    dev.add_argument("--kafka-port", type=int, help="local Kafka port (default 9092)")
+    dev.add_argument("--data-dir", type=Path, help="where everything keeps its data (default ./data/dev)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `stategate` console script."""
+    args = build_parser().parse_args(argv)
+    # SIGTERM raises SystemExit in the synchronous commands; the async ones install their own handlers.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    if args.command == "kafka":
+        from .broker import run_kafka
+
+        run_kafka(args.port, args.data_dir)
+    elif args.command == "node":
+        from .node import run_node
+
+        settings = _settings(args, host=args.host, port=args.port, node_id=args.node_id, advertised_url=args.advertised_url)
+        configure_logging(settings.node_id, settings.log_level)
+        run_node(settings)
+    elif args.command == "services":
+        from .services import run_services
+
+        settings = _settings(args, node_id="services")
+        configure_logging(settings.node_id, settings.log_level)
+        run_services(settings)
+    elif args.command == "dev":
+        from .dev import run_dev
+
+        run_dev(port=args.port, kafka_port=args.kafka_port, data_dir=args.data_dir)
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return Settings.from_env(broker=args.broker, data_dir=args.data_dir, log_level=args.log_level, **extra)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    sys.exit(128 + signum)
+
+
+if __name__ == "__main__":
+    main()

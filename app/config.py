@@ -1,0 +1,104 @@
+"""One typed settings object, read from the environment and the command line.
+
+Every option `--some-option` of the `stategate` command also reads
+`STATEGATE_SOME_OPTION`; the broker address falls back to
+`KAFKA_BOOTSTRAP_SERVERS`, then `localhost:9092`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"STATEGATE_{name.upper()}", default)
+
+
+def default_broker() -> str:
+    """The broker from `STATEGATE_BROKER`, `KAFKA_BOOTSTRAP_SERVERS` or localhost."""
+    return os.environ.get(
+        "STATEGATE_BROKER", os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stategate process can be told.
+
+    The defaults suit one laptop: loopback addresses, small RocksDB caches and
+    replication factor 1. Production clusters set `replication_factor` to 3.
+    """
+
+    broker: str = field(default_factory=default_broker)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./data")
+    node_id: str = field(default_factory=lambda: socket.gethostname())
+    advertised_url: str = ""
+
+    partitions: int = 4
+    replication_factor: int = 1
+
+    # HTTP bounds.
+    max_body_bytes: int = 64 * 1024
+    default_wait_seconds: float = 10.0
+    max_wait_seconds: float = 60.0
+    max_waiters: int = 20_000
+    produce_timeout_seconds: float = 5.0
+    retry_after_seconds: int = 1
+    drain_seconds: float = 10.0
+
+    # Kafka client tuning: these shape the latency of every hop.
+    producer_linger_ms: int = 0
+    commit_interval_seconds: float = 1.0
+    rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
+    rocksdb_write_buffer_bytes: int = 4 * 1024 * 1024
+
+    log_level: str = "INFO"
+
+    @property
+    def url(self) -> str:
+        """The URL other nodes and clients use to reach this node."""
+        return self.advertised_url or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "Settings":
+        """Build settings from `STATEGATE_*` variables, then apply `overrides`.
+
+        Overrides whose value is None are ignored, so parsed CLI options can be
+        passed straight through.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "broker":
+                continue
+            raw = os.environ.get(f"STATEGATE_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> "Settings":
+        """A copy with some fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(type_name: Any, raw: str) -> Any:
+    kind = str(type_name)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "Path":
+        return Path(raw)
+    return raw
+
+
+def as_dict(settings: Settings) -> Mapping[str, Any]:
+    """Settings as plain values, for logging at start-up."""
+    return {k: str(v) for k, v in dataclasses.asdict(settings).items()}

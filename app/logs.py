@@ -1,0 +1,37 @@
+"""Structured logging: one line per event, `key=value` fields, the node id on every line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class KeyValueFormatter(logging.Formatter):
+    """`time level logger message key=value ...`, with every `extra` field appended."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self.node_id = node_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = {"node": self.node_id}
+        fields.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        return line + "".join(f" {k}={v}" for k, v in fields.items())
+
+
+def configure_logging(node_id: str, level: str = "INFO") -> None:
+    """Log to stderr at `level`; Kafka client chatter only from WARNING up.
+
+    Set explicitly because Faust's worker would otherwise set the root logger
+    to DEBUG, and building every aiokafka debug record costs real CPU.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter(node_id))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "faust", "mode", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

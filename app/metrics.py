@@ -1,0 +1,37 @@
+"""Prometheus metrics of one node, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """The node's counters, gauges and histograms, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "stategate_http_requests",
+            "HTTP requests answered, by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "stategate_http_request_seconds",
+            "Time to answer an HTTP request, by route.",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.parked = Gauge(
+            "stategate_parked_requests", "HTTP requests parked on an order.", registry=self.registry
+        )
+        self.commands_failed = Counter(
+            "stategate_commands_unacknowledged",
+            "Commands Kafka did not acknowledge in time (answered 503).",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The metrics in Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,152 @@
+"""One gateway node: the Faust worker and the HTTP API in one process and one event loop.
+
+    uvicorn ─► views (FastAPI) ─► app.orders.OrderService ─► streams (Kafka)
+                                          ▲
+    `orders` topic ─► streams.orders_table ┘ (wakes parked requests)
+
+uvicorn drives the loop; the lifespan starts the command producer and the
+Faust app. On SIGTERM the server stops accepting, answers every parked
+request, lets open requests finish, then stops Faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator
+
+import uvicorn
+from faust.contrib.asgi import faust_app_running
+
+from streams.admin import ensure_topics
+from streams.commands import CommandProducer
+from streams.orders_table import GatewayStreams
+from streams.records import Order
+
+from .config import Settings
+from .metrics import Metrics
+from .orders import OrderService
+from .waiters import Waiters
+
+log = logging.getLogger("stategate.node")
+
+
+class Node:
+    """Everything one gateway node is made of, wired together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.waiters = Waiters(settings.max_waiters)
+        self.metrics.parked.set_function(lambda: len(self.waiters))
+        self.streams = GatewayStreams(settings, on_change=self._on_change)
+        self.producer = CommandProducer(settings)
+        self.orders = OrderService(self.producer, self.streams.orders, self.waiters)
+        self.draining = False
+
+    def _on_change(self, order: Order) -> None:
+        self.orders.on_change(order)
+
+    def is_ready(self) -> bool:
+        """Tables recovered, no rebalance under way, not shutting down."""
+        app = self.streams.app
+        recovered = app.tables.recovery.completed.is_set()
+        return recovered and not app.rebalancing and not self.draining
+
+    def drain(self) -> None:
+        """Answer every parked request now; used when the node stops."""
+        self.draining = True
+        parked = len(self.waiters)
+        self.waiters.close()
+        log.info("answered parked requests", extra={"parked": parked})
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Start the producer and the Faust app for the duration of the block."""
+        await ensure_topics(self.settings, self.streams.topic_specs)
+        await self.producer.start()
+        try:
+            async with faust_app_running(self.streams.app):
+                log.info("node started", extra={"url": self.settings.url})
+                yield
+        finally:
+            await self.producer.stop()
+
+
+class NodeServer(uvicorn.Server):
+    """uvicorn, answering the node's parked requests before it waits for connections to close."""
+
+    def __init__(self, config: uvicorn.Config, node: Node) -> None:
+        super().__init__(config)
+        self.node = node
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.node.drain()
+        await super().shutdown(sockets)
+
+
+def create_server(settings: Settings) -> NodeServer:
+    """The node's HTTP server, with the Faust app in its lifespan."""
+    from views.api import create_api
+
+    node = Node(settings)
+    api = create_api(node)
+
+    @contextlib.asynccontextmanager
+    async def lifespan_app() -> AsyncIterator[None]:
+        async with node.running():
+            yield
+
+    config = uvicorn.Config(
+        _with_lifespan(api, lifespan_app),
+        host=settings.host,
+        port=settings.port,
+        loop="none",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_seconds),
+        timeout_keep_alive=30,
+        limit_concurrency=settings.max_waiters + 1000,
+    )
+    return NodeServer(config, node)
+
+
+def _with_lifespan(asgi_app: Any, lifespan: Any) -> Any:
+    """Run `lifespan()` around the ASGI app's life; pass everything else through."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await asgi_app(scope, receive, send)
+            return
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            async with lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+        except Exception as exc:
+            log.exception("node failed")
+            await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+    return app
+
+
+def run_node(settings: Settings) -> None:
+    """Run one gateway node until SIGTERM or Ctrl-C."""
+    server = create_server(settings)
+    run_loop(server.serve())
+
+
+def run_loop(main: Any) -> None:
+    """Run a coroutine on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)

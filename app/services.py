@@ -1,0 +1,36 @@
+"""The `stategate services` process: the order validators and the aggregator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from faust.contrib.asgi import faust_app_running
+
+from streams.admin import ensure_topics
+from streams.order_services import OrderServices
+
+from .config import Settings
+from .node import run_loop
+
+log = logging.getLogger("stategate.services")
+
+
+async def serve_services(settings: Settings) -> None:
+    """Run the services' Faust app until SIGTERM or Ctrl-C."""
+    services = OrderServices(settings)
+    await ensure_topics(settings, services.topic_specs)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with faust_app_running(services.app, stop_timeout=15):
+        log.info("services started", extra={"broker": settings.broker})
+        await stop.wait()
+    log.info("services stopped")
+
+
+def run_services(settings: Settings) -> None:
+    """Run the services in the foreground."""
+    run_loop(serve_services(settings))

@@ -1,0 +1,192 @@
+"""The records that travel through the topics, and their JSON form.
+
+Every topic carries UTF-8 keys (no JSON quoting) and JSON values, so any
+producer in any language can take part. The formats are documented in the
+README ("Topics and record formats").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import orjson
+
+OrderState = Literal["CREATED", "VALIDATED", "FAILED"]
+ORDER_STATES: tuple[str, ...] = ("CREATED", "VALIDATED", "FAILED")
+TERMINAL_STATES: frozenset[str] = frozenset({"VALIDATED", "FAILED"})
+
+CheckType = Literal["ORDER_DETAILS_CHECK", "INVENTORY_CHECK", "FRAUD_CHECK"]
+CHECK_TYPES: tuple[str, ...] = ("ORDER_DETAILS_CHECK", "INVENTORY_CHECK", "FRAUD_CHECK")
+PASS, FAIL = "PASS", "FAIL"
+
+
+class RecordError(ValueError):
+    """A record that cannot be read as the type its topic carries."""
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC timestamp with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> float:
+    """Seconds since the epoch of an ISO 8601 timestamp (naive means UTC)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _load(data: bytes | str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RecordError("not a JSON object")
+    return value
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(f"{name} is not a number")
+    if isinstance(value, float) and not value.is_integer():
+        raise RecordError(f"{name} is not a whole number")
+    return int(value)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RecordError(f"{name} is not a finite number")
+    return float(value)
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RecordError(f"{name} is not a string")
+    return value
+
+
+@dataclass(slots=True)
+class Order:
+    """An order as it is written to the `orders` topic and kept in the orders table."""
+
+    id: str
+    customer_id: str
+    product: str
+    quantity: int
+    price: float
+    state: str = "CREATED"
+    version: int = 1
+    validations: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the order is VALIDATED or FAILED."""
+        return self.state in TERMINAL_STATES
+
+    @property
+    def etag(self) -> str:
+        """The strong entity tag of this version of the order."""
+        return f'"{self.version}"'
+
+    def as_dict(self) -> dict[str, Any]:
+        """The order's JSON object."""
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "product": self.product,
+            "quantity": self.quantity,
+            "price": self.price,
+            "state": self.state,
+            "version": self.version,
+            "validations": self.validations,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    def to_json(self) -> bytes:
+        """The order as JSON bytes."""
+        return orjson.dumps(self.as_dict())
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any], key: str | None = None) -> "Order":
+        """Read an order from a JSON object; `key` stands in for a missing id."""
+        order_id = _text(value.get("id") or key, "id")
+        if not order_id:
+            raise RecordError("order has no id")
+        state = value.get("state") or "CREATED"
+        if state not in ORDER_STATES:
+            raise RecordError(f"unknown order state {state!r}")
+        validations = value.get("validations") or {}
+        if not isinstance(validations, dict):
+            raise RecordError("validations is not an object")
+        created_at = _text(value.get("created_at"), "created_at")
+        return cls(
+            id=order_id,
+            customer_id=_text(value.get("customer_id"), "customer_id"),
+            product=_text(value.get("product"), "product"),
+            quantity=_integer(value.get("quantity", 0), "quantity"),
+            price=_number(value.get("price", 0), "price"),
+            state=state,
+            version=_integer(value.get("version", 1), "version"),
+            validations={str(k): str(v) for k, v in validations.items()},
+            created_at=created_at,
+            updated_at=_text(value.get("updated_at"), "updated_at") or created_at,
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str, key: str | None = None) -> "Order":
+        """Read an order from JSON bytes; raises RecordError if it is not one."""
+        return cls.from_dict(_load(data), key)
+
+
+@dataclass(slots=True, frozen=True)
+class OrderValidation:
+    """One validator's verdict on one order, on the `order-validations` topic."""
+
+    order_id: str
+    check_type: str
+    result: str
+
+    def to_json(self) -> bytes:
+        """The verdict as JSON bytes."""
+        return orjson.dumps(
+            {"order_id": self.order_id, "check_type": self.check_type, "result": self.result}
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "OrderValidation":
+        """Read a verdict; raises RecordError if it is not one."""
+        value = _load(data)
+        check_type = value.get("check_type")
+        result = value.get("result")
+        if check_type not in CHECK_TYPES or result not in (PASS, FAIL, "ERROR"):
+            raise RecordError("not an order validation")
+        return cls(_text(value.get("order_id"), "order_id"), str(check_type), str(result))
+
+
+@dataclass(slots=True, frozen=True)
+class StockLevel:
+    """How many units of a product the warehouse holds, on `warehouse-inventory`."""
+
+    product: str
+    stock: int
+
+    def to_json(self) -> bytes:
+        """The stock level as JSON bytes."""
+        return orjson.dumps({"product": self.product, "stock": self.stock})
+
+    @classmethod
+    def from_json(cls, data: bytes, key: str | None = None) -> "StockLevel":
+        """Read a stock level; raises RecordError if it is not one."""
+        value = _load(data)
+        product = _text(value.get("product") or key, "product")
+        return cls(product, _integer(value.get("stock"), "stock"))

@@ -1,0 +1,29 @@
+"""The FastAPI application of one gateway node."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+
+from . import inventory, operations, orders
+from .middleware import GatewayMiddleware
+from .problems import install_problem_handlers
+
+if TYPE_CHECKING:
+    from app.node import Node
+
+
+def create_api(node: "Node") -> Any:
+    """The node's HTTP API, wrapped in the gateway middleware."""
+    api = FastAPI(
+        title="stategate",
+        version="0.1.0",
+        summary="HTTP request/response over Kafka: place an order and wait for its state.",
+    )
+    api.state.node = node
+    install_problem_handlers(api)
+    api.include_router(orders.router)
+    api.include_router(inventory.router)
+    api.include_router(operations.router)
+    return GatewayMiddleware(api, node.settings.node_id, node.settings.max_body_bytes, node.metrics)

@@ -1,0 +1,16 @@
+"""How a view reaches the node it runs in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+if TYPE_CHECKING:
+    from app.node import Node
+
+
+def get_node(request: Request) -> "Node":
+    """The gateway node serving this request."""
+    node: "Node" = request.app.state.node
+    return node

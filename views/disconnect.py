@@ -1,0 +1,31 @@
+"""Noticing that a client has gone away while its request is parked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+
+from starlette.requests import Request
+
+
+@contextlib.asynccontextmanager
+async def client_disconnect(request: Request) -> AsyncIterator[asyncio.Future[None]]:
+    """A future that completes when the client disconnects, for the block's duration."""
+    gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def listen() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                if not gone.done():
+                    gone.set_result(None)
+                return
+
+    listener = asyncio.create_task(listen())
+    try:
+        yield gone
+    finally:
+        listener.cancel()
+        if not gone.done():
+            gone.cancel()

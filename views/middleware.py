@@ -1,0 +1,113 @@
+"""ASGI middleware: the node header, the body-size bound and request metrics.
+
+Written as plain ASGI (not BaseHTTPMiddleware) so that the views can still
+hear `http.disconnect` from the client while a request is parked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+
+from app.metrics import Metrics
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class GatewayMiddleware:
+    """Adds `X-Stategate-Node`, answers 413 past `max_body` bytes, counts requests."""
+
+    def __init__(self, app: ASGIApp, node_id: str, max_body: int, metrics: Metrics) -> None:
+        self.app = app
+        self.node_header = (b"x-stategate-node", node_id.encode())
+        self.max_body = max_body
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_header(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), self.node_header]
+            await send(message)
+
+        body = await self._read_body(scope, receive)
+        if body is None:
+            await self._too_large(send_with_header)
+        else:
+            await self.app(scope, _replay(body, receive), send_with_header)
+        route = scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        self.metrics.http_requests.labels(scope["method"], path, str(status)).inc()
+        self.metrics.http_seconds.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole request body, or None when it is larger than allowed."""
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return None
+        if length is None and b"transfer-encoding" not in headers:
+            return b""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _too_large(self, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "type": "about:blank",
+                "title": "Content Too Large",
+                "status": 413,
+                "detail": f"The request body is larger than {self.max_body} bytes.",
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that yields the already-read body once, then listens for disconnect."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,35 @@
+"""`/healthz`, `/readyz` and `/metrics`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.responses import JSONResponse, Response
+
+from .dependencies import get_node
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz(node: Any = Depends(get_node)) -> JSONResponse:
+    """200 while the process runs."""
+    return JSONResponse({"status": "ok", "node": node.settings.node_id})
+
+
+@router.get("/readyz", summary="Partitions assigned and tables recovered", responses={503: {"description": "Not ready."}})
+async def readyz(node: Any = Depends(get_node)) -> JSONResponse:
+    """200 once the orders table is recovered and no rebalance is under way; 503 before."""
+    ready = node.is_ready()
+    return JSONResponse(
+        {"status": "ready" if ready else "starting", "node": node.settings.node_id},
+        status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": "1"},
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(node: Any = Depends(get_node)) -> Response:
+    """The node's metrics in Prometheus text format."""
+    return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,238 @@
+"""`/v1/orders`: place an order, read it, and wait for it to change.
+
+Each handler turns HTTP into a call on `app.orders.OrderService` and the
+outcome back into a status code, exactly as ../shared/API.md lists them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from app.orders import NewOrder, OrderService, differs_from, reaches
+from app.waiters import ShuttingDown, TooManyWaiters
+from streams.commands import KafkaUnavailable
+from streams.records import ORDER_STATES, Order
+
+from .dependencies import get_node
+from .disconnect import client_disconnect
+from .problems import Problem, invalid, unavailable
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+Body = TypeVar("Body", bound=BaseModel)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+NAME_PATTERN = r"\S"
+PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)")
+
+
+class OrderIn(BaseModel):
+    """The body of `POST /v1/orders`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, strict=True)
+    product: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, strict=True)
+    quantity: int = Field(ge=1, le=1_000_000, strict=True)
+    price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, strict=True)
+    id: str | None = Field(default=None, pattern=ID_PATTERN, strict=True)
+
+
+ORDER_EXAMPLE = {
+    "id": "3f0c1c9e-0d7e-4c49-9a43-1a8f6c9d6a11",
+    "customer_id": "c1",
+    "product": "JUMPERS",
+    "quantity": 2,
+    "price": 9.5,
+    "state": "VALIDATED",
+    "version": 2,
+    "validations": {"ORDER_DETAILS_CHECK": "PASS", "INVENTORY_CHECK": "PASS", "FRAUD_CHECK": "PASS"},
+    "created_at": "2026-11-27T14:00:00.000Z",
+    "updated_at": "2026-11-27T14:00:00.012Z",
+}
+
+
+def _doc(description: str, **headers: str) -> dict[str, Any]:
+    return {"description": description, "headers": {k: {"description": v} for k, v in headers.items()}}
+
+
+PROBLEM_DOCS: dict[int | str, dict[str, Any]] = {
+    422: _doc("Malformed body or parameter (problem+json)."),
+    413: _doc("Body over 64 KiB (problem+json)."),
+    503: _doc("Kafka cannot take the command, or too many parked requests.", **{"Retry-After": "seconds"}),
+}
+
+WaitFor = Annotated[
+    str | None,
+    Query(max_length=64, description="Comma-separated states to wait for: CREATED, VALIDATED, FAILED."),
+]
+Timeout = Annotated[float | None, Query(ge=0, le=60, description="Seconds to wait (default 10, at most 60).")]
+
+
+def wanted_states(wait_for: str | None) -> frozenset[str] | None:
+    """The states in `wait_for`, or None without it; 422 for an unknown state."""
+    if wait_for is None:
+        return None
+    states = frozenset(s.strip() for s in wait_for.split(",") if s.strip())
+    unknown = states - set(ORDER_STATES)
+    if not states or unknown:
+        raise invalid([{"loc": ["query", "wait_for"], "msg": f"states are {', '.join(ORDER_STATES)}", "type": "enum"}])
+    return states
+
+
+def order_response(order: Order, status: int, headers: dict[str, str] | None = None) -> Response:
+    """The order as JSON, with its ETag."""
+    return Response(
+        order.to_json(),
+        status_code=status,
+        media_type="application/json",
+        headers={"ETag": order.etag, **(headers or {})},
+    )
+
+
+def order_path(order_id: str) -> str:
+    """The order's URL path on this node."""
+    return f"/v1/orders/{quote(order_id, safe='')}"
+
+
+async def json_body(request: Request, model: type[Body]) -> Body:
+    """The body read as `model`: JSON whatever the Content-Type says (curl -d sends a form type)."""
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise invalid([{"loc": ["body"], "msg": "the body is not JSON", "type": "json_invalid"}]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid([{**e, "loc": ["body", *e["loc"]]} for e in exc.errors()]) from None
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Place an order, optionally waiting for a state",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": OrderIn.model_json_schema()}},
+        }
+    },
+    responses={
+        201: _doc("The order reached a wanted state (or a terminal one ruling it out).", Location="order URL"),
+        202: _doc("Accepted; the order as it stands (no wait_for, or the timeout passed).", Location="order URL"),
+        **PROBLEM_DOCS,
+    },
+)
+async def place_order(
+    request: Request,
+    wait_for: WaitFor = None,
+    timeout: Timeout = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    node: Any = Depends(get_node),
+) -> Response:
+    """Write the order to Kafka, then (with `wait_for`) park until it reaches a wanted state."""
+    states = wanted_states(wait_for)
+    body = await json_body(request, OrderIn)
+    orders: OrderService = node.orders
+    new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
+    try:
+        order, _replayed = await orders.place(new, idempotency_key)
+    except KafkaUnavailable as exc:
+        node.metrics.commands_failed.inc()
+        raise unavailable(str(exc), node.settings.retry_after_seconds) from None
+    location = {"Location": order_path(order.id)}
+    if states is None:
+        return order_response(order, 202, location)
+    wait = node.settings.default_wait_seconds if timeout is None else timeout
+    try:
+        async with client_disconnect(request) as gone:
+            current, reached = await orders.wait_until(order.id, reaches(states), wait, gone)
+    except (TooManyWaiters, ShuttingDown):
+        current, reached = None, False  # the order is written: answer 202 and let the client poll
+    if reached and current is not None:
+        return order_response(current, 201, location)
+    retry = {"Retry-After": str(node.settings.retry_after_seconds)}
+    return order_response(current or order, 202, {**location, **retry})
+
+
+@router.get(
+    "/{order_id}",
+    summary="Read an order, or long-poll it",
+    responses={
+        200: _doc("The order (reached the wanted state, or changed).", ETag="the order version"),
+        202: _doc("wait_for timed out; the order as it stands.", **{"Retry-After": "seconds"}),
+        304: _doc("If-None-Match still matches (after Prefer: wait=N)."),
+        404: _doc("Unknown order (problem+json)."),
+        **PROBLEM_DOCS,
+    },
+)
+async def get_order(
+    request: Request,
+    order_id: Annotated[str, Path(min_length=1, max_length=64)],
+    wait_for: WaitFor = None,
+    timeout: Timeout = None,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    prefer: Annotated[str | None, Header(max_length=256)] = None,
+    node: Any = Depends(get_node),
+) -> Response:
+    """The order; with `wait_for`, or `If-None-Match` and `Prefer: wait=N`, a long-poll."""
+    states = wanted_states(wait_for)
+    orders: OrderService = node.orders
+    settings = node.settings
+    etags = _entity_tags(if_none_match)
+    prefer_wait = _prefer_wait(prefer, settings.max_wait_seconds)
+
+    if states is not None:
+        wait = settings.default_wait_seconds if timeout is None else timeout
+        current, reached = await _wait(request, node, order_id, reaches(states), wait)
+        if current is None:
+            raise Problem(404, "Not Found", f"No order {order_id!r}.")
+        if reached:
+            return order_response(current, 200)
+        return order_response(current, 202, {"Retry-After": str(settings.retry_after_seconds)})
+
+    current = orders.lookup(order_id)
+    if etags and (current is None or current.etag in etags or "*" in etags):
+        if prefer_wait is not None and "*" not in etags:
+            changed, reached = await _wait(request, node, order_id, differs_from(etags), prefer_wait)
+            applied = {"Preference-Applied": f"wait={prefer_wait:g}"}
+            if reached and changed is not None:
+                return order_response(changed, 200, applied)
+            current = changed
+            if current is not None:
+                return Response(status_code=304, headers={"ETag": current.etag, **applied})
+        elif current is not None:
+            return Response(status_code=304, headers={"ETag": current.etag})
+    if current is None:
+        raise Problem(404, "Not Found", f"No order {order_id!r}.")
+    return order_response(current, 200)
+
+
+async def _wait(request: Request, node: Any, order_id: str, condition: Any, timeout: float) -> tuple[Order | None, bool]:
+    try:
+        async with client_disconnect(request) as gone:
+            result: tuple[Order | None, bool] = await node.orders.wait_until(order_id, condition, timeout, gone)
+            return result
+    except TooManyWaiters:
+        raise unavailable("Too many parked requests on this node.", node.settings.retry_after_seconds) from None
+    except ShuttingDown:
+        raise unavailable("This node is shutting down.", node.settings.retry_after_seconds) from None
+
+
+def _entity_tags(header: str | None) -> frozenset[str]:
+    if not header:
+        return frozenset()
+    return frozenset(tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip())
+
+
+def _prefer_wait(header: str | None, limit: float) -> float | None:
+    if not header:
+        return None
+    match = PREFER_WAIT.search(header)
+    return None if match is None else min(float(match.group(1)), limit)
