@@ -15,10 +15,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"STATEGATE_{name.upper()}", default)
-
-
 def default_broker() -> str:
     """The broker from `STATEGATE_BROKER`, `KAFKA_BOOTSTRAP_SERVERS` or localhost."""
     return os.environ.get(
@@ -41,6 +37,7 @@ class Settings:
     node_id: str = field(default_factory=lambda: socket.gethostname())
     advertised_url: str = ""
 
+    namespace: str = ""
     partitions: int = 4
     replication_factor: int = 1
 
@@ -65,6 +62,10 @@ class Settings:
     def url(self) -> str:
         """The URL other nodes and clients use to reach this node."""
         return self.advertised_url or f"http://{self.host}:{self.port}"
+
+    def topic(self, name: str) -> str:
+        """A topic's name in this deployment's namespace (`orders` or `NS.orders`)."""
+        return f"{self.namespace}.{name}" if self.namespace else name
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":

@@ -42,7 +42,7 @@ class Node:
         self.metrics.parked.set_function(lambda: len(self.waiters))
         self.streams = GatewayStreams(settings, on_change=self._on_change)
         self.producer = CommandProducer(settings)
-        self.orders = OrderService(self.producer, self.streams.orders, self.waiters)
+        self.orders = OrderService(self.producer, self.streams.orders, self.waiters, self.streams.topics)
         self.draining = False
 
     def _on_change(self, order: Order) -> None:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 from streams.commands import CommandProducer
 from streams.orders_table import OrdersTable
 from streams.records import Order, StockLevel, utc_now
-from streams.topics import ORDERS, WAREHOUSE_INVENTORY
+from streams.topics import OrderTopics
 
 from .waiters import Condition, Waiters, wait
 
@@ -58,12 +58,15 @@ class OrderService:
         producer: CommandProducer,
         table: OrdersTable,
         waiters: Waiters,
+        topics: OrderTopics,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         remembered: int = 10_000,
     ) -> None:
         self.producer = producer
         self.table = table
         self.waiters = waiters
+        self.orders_topic = topics.orders.get_topic_name()
+        self.inventory_topic = topics.warehouse_inventory.get_topic_name()
         self.new_id = new_id
         # Orders this node wrote that its table has not shown yet, so that a
         # retry in that window is answered with the first order.
@@ -103,7 +106,7 @@ class OrderService:
         written: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
         self._in_flight[order_id] = written
         try:
-            await self.producer.send(ORDERS, order_id, order.to_json())
+            await self.producer.send(self.orders_topic, order_id, order.to_json())
         except BaseException as exc:
             written.set_exception(exc)
             written.exception()  # retrieved: nobody else may be waiting on it
@@ -150,7 +153,7 @@ class OrderService:
     async def set_stock(self, product: str, stock: int) -> StockLevel:
         """Write a product's stock level to `warehouse-inventory`."""
         level = StockLevel(product, stock)
-        await self.producer.send(WAREHOUSE_INVENTORY, product, level.to_json())
+        await self.producer.send(self.inventory_topic, product, level.to_json())
         return level
 
     def _remember(self, order: Order) -> None:

@@ -17,11 +17,15 @@ def broker_urls(bootstrap: str) -> list[str]:
 def create_faust_app(app_id: str, settings: Settings) -> faust.App:
     """A Faust app tuned for request latency, with RocksDB tables under `data_dir`.
 
+    The app id (the consumer group, and the prefix of its changelog topics)
+    is put in the settings' namespace, like every topic.
+
     Keys and values are raw bytes everywhere: the records module reads and
     writes the JSON itself, so any producer can take part and the orders
     table serialises keys exactly as the `orders` topic does (which Faust's
     table metadata needs to name the right owner of a key).
     """
+    app_id = settings.topic(app_id)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,

@@ -33,7 +33,7 @@ class OrderTopics:
 def raw_topic(app: faust.App, name: str, settings: Settings, internal: bool = False) -> TopicT:
     """A topic of UTF-8 keys and JSON values, with the project's partition count."""
     return app.topic(
-        name,
+        settings.topic(name),
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,

@@ -1,0 +1,132 @@
+"""Real stategate processes for the integration tests: start, wait until ready, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from app.broker import free_port
+
+START_TIMEOUT = 60.0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `condition` until it holds; fail the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Stategate:
+    """One `stategate node` or `stategate services` child process."""
+
+    def __init__(self, command: str, data_dir: Path, env: dict[str, str], *args: str) -> None:
+        self.command = command
+        self.data_dir = data_dir
+        self.env = env
+        self.args = args
+        self.log_path = data_dir / f"{command}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Stategate":
+        """Start the process (its output goes to a log file under its data dir)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", self.command, "--data-dir", str(self.data_dir), *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        """What the process has printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Node(Stategate):
+    """A gateway node on a free port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], node_id: str = "node-1", port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.node_id = node_id
+        super().__init__("node", data_dir, env, "--port", str(self.port), "--node-id", node_id)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_and_wait(self) -> "Node":
+        """Start and wait until /readyz answers 200."""
+        self.start()
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        def ready() -> bool:
+            if not self.running:
+                raise AssertionError(f"node exited:\n{self.log()[-3000:]}")
+            try:
+                return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout, f"node {self.node_id} to be ready", interval=0.1)
+
+    def metric(self, name: str) -> float:
+        """The value of an unlabelled metric from /metrics."""
+        for line in httpx.get(f"{self.url}/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"metric {name} not found")
+
+
+def system_env(bootstrap: str, namespace: str, **extra: str) -> dict[str, str]:
+    """The environment of a stategate process in `namespace` on the test broker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEGATE_")}
+    env.update(
+        {
+            "STATEGATE_BROKER": bootstrap,
+            "STATEGATE_NAMESPACE": namespace,
+            "STATEGATE_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env

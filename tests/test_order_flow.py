@@ -1,0 +1,200 @@
+"""The order flow end to end: real Kafka, real services, a real node, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from .conftest import System
+
+
+def place(system: System, body: dict[str, object], **params: str) -> httpx.Response:
+    return httpx.post(f"{system.url}/v1/orders", params=params, json=body, timeout=30)
+
+
+def test_post_and_wait_for_validated(system: System, product: str, customer: str) -> None:
+    system.stock(product, 10)
+    body = {"customer_id": customer, "product": product, "quantity": 2, "price": 9.5}
+
+    response = place(system, body, wait_for="VALIDATED")
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["state"] == "VALIDATED"
+    assert order["version"] == 2
+    assert order["validations"] == {"ORDER_DETAILS_CHECK": "PASS", "INVENTORY_CHECK": "PASS", "FRAUD_CHECK": "PASS"}
+    assert {k: order[k] for k in body} == body
+    assert response.headers["location"] == f"/v1/orders/{order['id']}"
+    assert response.headers["x-stategate-node"] == "node-1"
+
+    read = httpx.get(f"{system.url}{response.headers['location']}", timeout=10)
+    assert read.status_code == 200
+    assert read.json() == order
+    assert read.headers["etag"] == '"2"'
+
+
+def test_post_without_wait_answers_202_at_once(system: System, product: str, customer: str) -> None:
+    response = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0})
+
+    assert response.status_code == 202
+    assert response.json()["state"] == "CREATED"
+    assert response.headers["location"].startswith("/v1/orders/")
+
+
+def test_curl_style_form_content_type_is_read_as_json(system: System, product: str, customer: str) -> None:
+    system.stock(product, 5)
+    body = orjson.dumps({"customer_id": customer, "product": product, "quantity": 1, "price": 2.0})
+    response = httpx.post(
+        f"{system.url}/v1/orders?wait_for=VALIDATED",
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_inventory_check_fails_beyond_stock_and_reserves_what_passes(
+    system: System, product: str, customer: str
+) -> None:
+    system.stock(product, 5)
+    first = place(system, {"customer_id": customer, "product": product, "quantity": 4, "price": 1.0}, wait_for="VALIDATED")
+    second = place(system, {"customer_id": customer, "product": product, "quantity": 2, "price": 1.0}, wait_for="VALIDATED")
+    third = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0}, wait_for="VALIDATED")
+
+    assert first.json()["state"] == "VALIDATED"
+    assert second.status_code == 201  # FAILED is terminal: VALIDATED can no longer be reached
+    assert second.json()["state"] == "FAILED"
+    assert second.json()["validations"]["INVENTORY_CHECK"] == "FAIL"
+    assert second.json()["validations"]["FRAUD_CHECK"] == "PASS"
+    assert third.json()["state"] == "VALIDATED"  # 4 reserved + 1 = 5: still fits
+
+
+def test_unknown_product_has_no_stock(system: System, customer: str) -> None:
+    response = place(system, {"customer_id": customer, "product": f"NEVER-{uuid.uuid4().hex[:6]}", "quantity": 1, "price": 1.0}, wait_for="VALIDATED")
+    assert response.json()["state"] == "FAILED"
+    assert response.json()["validations"]["INVENTORY_CHECK"] == "FAIL"
+
+
+def test_failed_order_releases_its_reservation(system: System, product: str, customer: str) -> None:
+    system.stock(product, 3)
+    # Passes inventory (reserves 3) but fails fraud: the reservation is released.
+    big = place(system, {"customer_id": customer, "product": product, "quantity": 3, "price": 700.0}, wait_for="FAILED")
+    assert big.json()["validations"] == {"ORDER_DETAILS_CHECK": "PASS", "INVENTORY_CHECK": "PASS", "FRAUD_CHECK": "FAIL"}
+
+    other = f"{customer}-2"
+
+    def try_three() -> str:
+        r = place(system, {"customer_id": other, "product": product, "quantity": 3, "price": 1.0}, wait_for="VALIDATED")
+        return str(r.json()["state"])
+
+    assert try_three() == "VALIDATED"
+
+
+def test_fraud_check_fails_the_order_that_reaches_2000(system: System, product: str, customer: str) -> None:
+    system.stock(product, 1000)
+    states = []
+    for _ in range(3):  # 3 × 600 = 1800 < 2000
+        r = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 600.0}, wait_for="VALIDATED")
+        states.append(r.json()["state"])
+    reaching = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 200.0}, wait_for="VALIDATED")
+    below = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 199.0}, wait_for="VALIDATED")
+
+    assert states == ["VALIDATED"] * 3
+    assert reaching.json()["state"] == "FAILED"
+    assert reaching.json()["validations"]["FRAUD_CHECK"] == "FAIL"
+    assert below.json()["state"] == "VALIDATED"  # 1999: the failed order was not counted
+
+
+async def produce_raw(system: System, kafka: str, order_id: str, value: dict[str, object]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(f"{system.namespace}.orders", key=order_id.encode(), value=orjson.dumps(value))
+    finally:
+        await producer.stop()
+
+
+def wait_validated(system: System, order_id: str) -> httpx.Response:
+    return httpx.get(f"{system.url}/v1/orders/{order_id}", params={"wait_for": "VALIDATED", "timeout": "20"}, timeout=30)
+
+
+def test_order_from_a_plain_kafka_producer_is_validated(system: System, kafka: str, product: str, customer: str) -> None:
+    system.stock(product, 10)
+    order_id = f"plain-{uuid.uuid4().hex}"
+    # Only the fields a foreign producer is asked for: no state, version or timestamps.
+    asyncio.run(produce_raw(system, kafka, order_id, {"id": order_id, "customer_id": customer, "product": product, "quantity": 3, "price": 4.0}))
+
+    response = wait_validated(system, order_id)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "VALIDATED"
+    assert response.json()["quantity"] == 3
+
+
+def test_order_details_check_fails_bad_orders_from_any_producer(system: System, kafka: str, product: str, customer: str) -> None:
+    system.stock(product, 10)
+    order_id = f"plain-{uuid.uuid4().hex}"
+    asyncio.run(produce_raw(system, kafka, order_id, {"id": order_id, "customer_id": customer, "product": product, "quantity": 0, "price": 4.0}))
+
+    response = wait_validated(system, order_id)
+
+    assert response.status_code == 200
+    assert response.json()["state"] == "FAILED"
+    assert response.json()["validations"]["ORDER_DETAILS_CHECK"] == "FAIL"
+
+
+def test_get_unknown_order_is_404_problem(system: System) -> None:
+    response = httpx.get(f"{system.url}/v1/orders/no-such-order", timeout=10)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_conditional_long_poll_answers_200_when_the_order_changes(system: System, product: str, customer: str) -> None:
+    system.stock(product, 10)
+    placed = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0})
+    order_id = placed.json()["id"]
+
+    response = httpx.get(
+        f"{system.url}/v1/orders/{order_id}",
+        headers={"If-None-Match": '"1"', "Prefer": "wait=20"},
+        timeout=30,
+    )
+
+    assert response.status_code == 200
+    assert response.json()["version"] >= 2
+    assert response.headers["etag"] == f'"{response.json()["version"]}"'
+
+
+def test_get_with_current_etag_and_no_wait_is_304(system: System, product: str, customer: str) -> None:
+    system.stock(product, 10)
+    done = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0}, wait_for="VALIDATED")
+    response = httpx.get(f"{system.url}/v1/orders/{done.json()['id']}", headers={"If-None-Match": done.headers["etag"]}, timeout=10)
+    assert response.status_code == 304
+    assert response.headers["etag"] == done.headers["etag"]
+
+
+def test_long_poll_get_returns_at_once_for_a_terminal_order(system: System, product: str, customer: str) -> None:
+    failed = place(system, {"customer_id": customer, "product": f"NONE-{product}", "quantity": 1, "price": 1.0}, wait_for="FAILED")
+    response = httpx.get(f"{system.url}/v1/orders/{failed.json()['id']}", params={"wait_for": "VALIDATED", "timeout": "30"}, timeout=5)
+    assert response.status_code == 200
+    assert response.json()["state"] == "FAILED"
+
+
+async def test_200_concurrent_posts_each_get_their_own_validated_order(system: System, product: str) -> None:
+    system.stock(product, 10_000)
+    async with httpx.AsyncClient(base_url=system.url, timeout=60, limits=httpx.Limits(max_connections=200)) as client:
+
+        async def one(i: int) -> httpx.Response:
+            body = {"customer_id": f"conc-{i}-{product}", "product": product, "quantity": 1, "price": float(i + 1)}
+            return await client.post("/v1/orders", params={"wait_for": "VALIDATED", "timeout": "30"}, json=body)
+
+        responses = await asyncio.gather(*(one(i) for i in range(200)))
+
+    assert [r.status_code for r in responses] == [201] * 200
+    assert all(r.json()["state"] == "VALIDATED" for r in responses)
+    assert [r.json()["price"] for r in responses] == [float(i + 1) for i in range(200)]
+    assert len({r.json()["id"] for r in responses}) == 200
