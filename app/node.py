@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator
+import signal
+from typing import Any, AsyncIterator, Iterator
 
 import uvicorn
 from faust.contrib.asgi import faust_app_running
@@ -84,6 +85,18 @@ class NodeServer(uvicorn.Server):
     async def shutdown(self, sockets: Any = None) -> None:
         self.node.drain()
         await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Stop gracefully on SIGTERM or Ctrl-C, then exit 0 (uvicorn would re-raise the signal)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 def create_server(settings: Settings) -> NodeServer:
