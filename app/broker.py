@@ -203,7 +203,7 @@ class LocalKafka:
             return 0
         return self.process.wait()
 
-    def __enter__(self) -> "LocalKafka":
+    def __enter__(self) -> LocalKafka:
         self.start()
         return self
 
@@ -242,9 +242,7 @@ class LocalKafka:
                 partitions=self.partitions,
             )
         )
-        (self.data_dir / "log4j2.properties").write_text(
-            LOG4J2_PROPERTIES.format(level=self.log_level)
-        )
+        (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES.format(level=self.log_level))
         return config
 
     def _controller_port(self) -> int:

@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "node":
         from .node import run_node
 
-        settings = _settings(args, host=args.host, port=args.port, node_id=args.node_id, advertised_url=args.advertised_url)
+        settings = _settings(
+            args, host=args.host, port=args.port, node_id=args.node_id, advertised_url=args.advertised_url
+        )
         configure_logging(settings.node_id, settings.log_level)
         run_node(settings)
     elif args.command == "services":

@@ -10,16 +10,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 def default_broker() -> str:
     """The broker from `STATEGATE_BROKER`, `KAFKA_BOOTSTRAP_SERVERS` or localhost."""
-    return os.environ.get(
-        "STATEGATE_BROKER", os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-    )
+    return os.environ.get("STATEGATE_BROKER", os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"))
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class Settings:
         return f"{self.namespace}.{name}" if self.namespace else name
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "Settings":
+    def from_env(cls, **overrides: Any) -> Settings:
         """Build settings from `STATEGATE_*` variables, then apply `overrides`.
 
         Overrides whose value is None are ignored, so parsed CLI options can be
@@ -84,7 +83,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def with_changes(self, **changes: Any) -> "Settings":
+    def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
         return dataclasses.replace(self, **changes)
 

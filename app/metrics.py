@@ -23,9 +23,7 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
-        self.parked = Gauge(
-            "stategate_parked_requests", "HTTP requests parked on an order.", registry=self.registry
-        )
+        self.parked = Gauge("stategate_parked_requests", "HTTP requests parked on an order.", registry=self.registry)
         self.commands_failed = Counter(
             "stategate_commands_unacknowledged",
             "Commands Kafka did not acknowledge in time (answered 503).",

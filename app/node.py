@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
 import uvicorn
 from faust.contrib.asgi import faust_app_running
+from faust.tables.manager import TableManager
 
 from streams.admin import ensure_topics
 from streams.commands import CommandProducer
@@ -52,7 +54,8 @@ class Node:
     def is_ready(self) -> bool:
         """Tables recovered, no rebalance under way, not shutting down."""
         app = self.streams.app
-        recovered = app.tables.recovery.completed.is_set()
+        tables = cast(TableManager, app.tables)
+        recovered = tables.recovery.completed.is_set()
         return recovered and not app.rebalancing and not self.draining
 
     def drain(self) -> None:

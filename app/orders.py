@@ -1,7 +1,7 @@
 """The order use-cases the HTTP views call: place, look up, wait, set stock.
 
-    views/orders.py ─► OrderService.place ─► CommandProducer ─► `orders` topic
-    `orders` topic ─► streams/orders_table.py ─► OrderService.on_change ─► Waiters
+views/orders.py ─► OrderService.place ─► CommandProducer ─► `orders` topic
+`orders` topic ─► streams/orders_table.py ─► OrderService.on_change ─► Waiters
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from streams.commands import CommandProducer
 from streams.orders_table import OrdersTable
@@ -18,6 +18,8 @@ from streams.records import Order, StockLevel, utc_now
 from streams.topics import OrderTopics
 
 from .waiters import Condition, Waiters, wait
+
+__all__ = ["Condition", "NewOrder", "OrderService", "differs_from", "order_id_for", "reaches"]
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f1d6a52-3c52-4a8e-9f0b-5b2f0d6f9e11")
 

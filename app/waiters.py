@@ -10,7 +10,7 @@ client goes away, and the total is capped.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from streams.records import Order
 

@@ -9,8 +9,8 @@ with the right partition count and compaction, avoids that race.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -35,9 +35,7 @@ def topics_of(app: faust.App, topics: Iterable[TopicT], partitions: int) -> list
     """The given topics plus every table's compacted changelog topic."""
     specs = [TopicSpec(name, partitions) for topic in topics for name in topic.topics]
     for table in app.tables.values():
-        specs.append(
-            TopicSpec(table.changelog_topic.get_topic_name(), partitions, {"cleanup.policy": "compact"})
-        )
+        specs.append(TopicSpec(table.changelog_topic.get_topic_name(), partitions, {"cleanup.policy": "compact"}))
     return specs
 
 

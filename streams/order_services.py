@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 import faust
-from faust.types import StreamT
+from faust.types import StreamT, TableT
 
 from app.config import Settings
 
@@ -53,7 +53,7 @@ class OrderServices:
         self.orders_by_product = raw_topic(app, "orders-by-product", settings, internal=True)
         self.orders_by_customer = raw_topic(app, "orders-by-customer", settings, internal=True)
 
-        def table(name: str) -> faust.Table:
+        def table(name: str) -> TableT[str, Any]:
             return app.Table(
                 name,
                 partitions=settings.partitions,
@@ -88,7 +88,7 @@ class OrderServices:
         verdict = OrderValidation(order.id, check_type, result)
         await self.topics.order_validations.send(key=order.id.encode(), value=verdict.to_json())
 
-    async def _route_orders(self, stream: StreamT) -> None:
+    async def _route_orders(self, stream: StreamT[bytes]) -> None:
         """Start validating new orders; send failed orders back to release stock."""
         async for event in stream.events():
             order = _read_order(event.value, event.key)
@@ -105,7 +105,7 @@ class OrderServices:
             elif order.state == "FAILED" and order.validations.get("INVENTORY_CHECK") == PASS:
                 await self.orders_by_product.send(key=order.product.encode(), value=order.to_json())
 
-    async def _stock_levels(self, stream: StreamT) -> None:
+    async def _stock_levels(self, stream: StreamT[bytes]) -> None:
         """Materialize the warehouse's stock per product."""
         async for event in stream.events():
             key = event.key.decode() if event.key else None
@@ -116,7 +116,7 @@ class OrderServices:
                 continue
             self.stock[level.product] = level.stock
 
-    async def _check_inventory(self, stream: StreamT) -> None:
+    async def _check_inventory(self, stream: StreamT[bytes]) -> None:
         """INVENTORY_CHECK, reserving stock for passing orders and releasing it for failed ones."""
         async for event in stream.events():
             order = _read_order(event.value, None)
@@ -132,7 +132,7 @@ class OrderServices:
                 self.reserved[order.product] = reserved + order.quantity
             await self._verdict(order, "INVENTORY_CHECK", result)
 
-    async def _check_fraud(self, stream: StreamT) -> None:
+    async def _check_fraud(self, stream: StreamT[bytes]) -> None:
         """FRAUD_CHECK over each customer's one-hour session window."""
         async for event in stream.events():
             order = _read_order(event.value, None)
@@ -143,7 +143,7 @@ class OrderServices:
             self.fraud_sessions[order.customer_id] = session
             await self._verdict(order, "FRAUD_CHECK", result)
 
-    async def _aggregate(self, stream: StreamT) -> None:
+    async def _aggregate(self, stream: StreamT[bytes]) -> None:
         """Collect the three verdicts; write the VALIDATED or FAILED order back to `orders`."""
         async for event in stream.events():
             try:

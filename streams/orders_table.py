@@ -9,10 +9,11 @@ requests parked on that order.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import faust
-from faust.types import StreamT
+from faust.types import StreamT, TableT
 
 from app.config import Settings
 
@@ -30,7 +31,7 @@ log = logging.getLogger("stategate.streams.orders")
 class OrdersTable:
     """Read access to the orders table, as the HTTP side needs it."""
 
-    def __init__(self, table: faust.Table) -> None:
+    def __init__(self, table: TableT[str, Any]) -> None:
         self.table = table
 
     def get(self, order_id: str) -> Order | None:
@@ -53,7 +54,7 @@ class GatewayStreams:
         self.settings = settings
         self.app: faust.App = create_faust_app(GATEWAY_APP_ID, settings)
         self.topics: OrderTopics = order_topics(self.app, settings)
-        self.table: faust.Table = self.app.Table(
+        self.table: TableT[str, Any] = self.app.Table(
             ORDERS_TABLE,
             partitions=settings.partitions,
             schema=faust.Schema(key_serializer="raw", value_serializer="json"),
@@ -69,7 +70,7 @@ class GatewayStreams:
         topics = [self.topics.orders, self.topics.warehouse_inventory]
         return topics_of(self.app, topics, self.settings.partitions)
 
-    async def _materialize(self, stream: StreamT) -> None:
+    async def _materialize(self, stream: StreamT[bytes]) -> None:
         """Keep the newest version of every order; ignore stale and duplicate ones."""
         async for event in stream.events():
             key = event.key.decode() if isinstance(event.key, bytes) else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -29,14 +29,14 @@ class RecordError(ValueError):
 
 def utc_now() -> str:
     """The current time as an ISO 8601 UTC timestamp with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> float:
     """Seconds since the epoch of an ISO 8601 timestamp (naive means UTC)."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -117,7 +117,7 @@ class Order:
         return orjson.dumps(self.as_dict())
 
     @classmethod
-    def from_dict(cls, value: dict[str, Any], key: str | None = None) -> "Order":
+    def from_dict(cls, value: dict[str, Any], key: str | None = None) -> Order:
         """Read an order from a JSON object; `key` stands in for a missing id."""
         order_id = _text(value.get("id") or key, "id")
         if not order_id:
@@ -143,7 +143,7 @@ class Order:
         )
 
     @classmethod
-    def from_json(cls, data: bytes | str, key: str | None = None) -> "Order":
+    def from_json(cls, data: bytes | str, key: str | None = None) -> Order:
         """Read an order from JSON bytes; raises RecordError if it is not one."""
         return cls.from_dict(_load(data), key)
 
@@ -158,12 +158,10 @@ class OrderValidation:
 
     def to_json(self) -> bytes:
         """The verdict as JSON bytes."""
-        return orjson.dumps(
-            {"order_id": self.order_id, "check_type": self.check_type, "result": self.result}
-        )
+        return orjson.dumps({"order_id": self.order_id, "check_type": self.check_type, "result": self.result})
 
     @classmethod
-    def from_json(cls, data: bytes) -> "OrderValidation":
+    def from_json(cls, data: bytes) -> OrderValidation:
         """Read a verdict; raises RecordError if it is not one."""
         value = _load(data)
         check_type = value.get("check_type")
@@ -185,7 +183,7 @@ class StockLevel:
         return orjson.dumps({"product": self.product, "stock": self.stock})
 
     @classmethod
-    def from_json(cls, data: bytes, key: str | None = None) -> "StockLevel":
+    def from_json(cls, data: bytes, key: str | None = None) -> StockLevel:
         """Read a stock level; raises RecordError if it is not one."""
         value = _load(data)
         product = _text(value.get("product") or key, "product")

@@ -6,7 +6,8 @@ inventory and fraud, then an aggregate of the three verdicts.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .records import CHECK_TYPES, FAIL, PASS, Order
 
@@ -16,12 +17,7 @@ FRAUD_SESSION_GAP_SECONDS = 3600.0
 
 def check_details(order: Order) -> str:
     """ORDER_DETAILS_CHECK: quantity ≥ 1, price > 0, product and customer non-empty."""
-    valid = (
-        order.quantity >= 1
-        and order.price > 0
-        and bool(order.product.strip())
-        and bool(order.customer_id.strip())
-    )
+    valid = order.quantity >= 1 and order.price > 0 and bool(order.product.strip()) and bool(order.customer_id.strip())
     return PASS if valid else FAIL
 
 
@@ -30,9 +26,7 @@ def check_inventory(order: Order, stock: int, reserved: int) -> str:
     return PASS if stock - reserved - order.quantity >= 0 else FAIL
 
 
-def check_fraud(
-    session: Mapping[str, Any] | None, order: Order, at: float
-) -> tuple[str, dict[str, Any] | None]:
+def check_fraud(session: Mapping[str, Any] | None, order: Order, at: float) -> tuple[str, dict[str, Any] | None]:
     """FRAUD_CHECK over a session window with a one-hour inactivity gap.
 
     `session` is the customer's open session `{"start", "last", "total"}` (or

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -51,7 +51,7 @@ class System:
         self.node = Node(root / "node-1", self.env)
         self.services = Stategate("services", root / "services", self.env) if services else None
 
-    def start(self) -> "System":
+    def start(self) -> System:
         if self.services is not None:
             self.services.start()
         self.node.start_and_wait()

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -38,7 +38,7 @@ class Stategate:
         self.log_path = data_dir / f"{command}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Stategate":
+    def start(self) -> Stategate:
         """Start the process (its output goes to a log file under its data dir)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -92,7 +92,7 @@ class Node(Stategate):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start_and_wait(self) -> "Node":
+    def start_and_wait(self) -> Node:
         """Start and wait until /readyz answers 200."""
         self.start()
         self.wait_ready()

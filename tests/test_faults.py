@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -31,7 +31,9 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
         broker.stop()
 
 
-def test_broker_down_gives_fast_503_then_recovers(own_broker: LocalKafka, tmp_path: Path, product: str, customer: str) -> None:
+def test_broker_down_gives_fast_503_then_recovers(
+    own_broker: LocalKafka, tmp_path: Path, product: str, customer: str
+) -> None:
     system = System(tmp_path, own_broker.bootstrap, "outage", STATEGATE_PRODUCE_TIMEOUT_SECONDS="2").start()
     try:
         system.stock(product, 100)
@@ -54,7 +56,9 @@ def test_broker_down_gives_fast_503_then_recovers(own_broker: LocalKafka, tmp_pa
         own_broker.start()
 
         def validated_again() -> bool:
-            r = httpx.post(url, params={"wait_for": "VALIDATED", "timeout": "5"}, json=order(product, customer), timeout=30)
+            r = httpx.post(
+                url, params={"wait_for": "VALIDATED", "timeout": "5"}, json=order(product, customer), timeout=30
+            )
             return r.status_code == 201 and r.json()["state"] == "VALIDATED"
 
         wait_for(validated_again, 90, "orders to be validated after the broker came back", interval=0.5)
@@ -67,7 +71,12 @@ def test_node_restart_keeps_every_order(kafka: str, tmp_path: Path, product: str
     try:
         system.stock(product, 1000)
         placed = [
-            httpx.post(f"{system.url}/v1/orders", params={"wait_for": "VALIDATED"}, json=order(product, f"{customer}-{i}"), timeout=30).json()
+            httpx.post(
+                f"{system.url}/v1/orders",
+                params={"wait_for": "VALIDATED"},
+                json=order(product, f"{customer}-{i}"),
+                timeout=30,
+            ).json()
             for i in range(20)
         ]
         assert {o["state"] for o in placed} == {"VALIDATED"}

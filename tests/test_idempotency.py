@@ -46,7 +46,10 @@ async def test_concurrent_retries_with_one_key_make_one_order(system: System, pr
     key = {"Idempotency-Key": uuid.uuid4().hex}
     async with httpx.AsyncClient(base_url=system.url, timeout=30) as client:
         responses = await asyncio.gather(
-            *(client.post("/v1/orders?wait_for=VALIDATED", json=body(product, customer), headers=key) for _ in range(10))
+            *(
+                client.post("/v1/orders?wait_for=VALIDATED", json=body(product, customer), headers=key)
+                for _ in range(10)
+            )
         )
     assert {r.json()["id"] for r in responses} == {responses[0].json()["id"]}
     assert {r.json()["state"] for r in responses} == {"VALIDATED"}

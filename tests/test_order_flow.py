@@ -61,9 +61,15 @@ def test_inventory_check_fails_beyond_stock_and_reserves_what_passes(
     system: System, product: str, customer: str
 ) -> None:
     system.stock(product, 5)
-    first = place(system, {"customer_id": customer, "product": product, "quantity": 4, "price": 1.0}, wait_for="VALIDATED")
-    second = place(system, {"customer_id": customer, "product": product, "quantity": 2, "price": 1.0}, wait_for="VALIDATED")
-    third = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0}, wait_for="VALIDATED")
+    first = place(
+        system, {"customer_id": customer, "product": product, "quantity": 4, "price": 1.0}, wait_for="VALIDATED"
+    )
+    second = place(
+        system, {"customer_id": customer, "product": product, "quantity": 2, "price": 1.0}, wait_for="VALIDATED"
+    )
+    third = place(
+        system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0}, wait_for="VALIDATED"
+    )
 
     assert first.json()["state"] == "VALIDATED"
     assert second.status_code == 201  # FAILED is terminal: VALIDATED can no longer be reached
@@ -74,7 +80,11 @@ def test_inventory_check_fails_beyond_stock_and_reserves_what_passes(
 
 
 def test_unknown_product_has_no_stock(system: System, customer: str) -> None:
-    response = place(system, {"customer_id": customer, "product": f"NEVER-{uuid.uuid4().hex[:6]}", "quantity": 1, "price": 1.0}, wait_for="VALIDATED")
+    response = place(
+        system,
+        {"customer_id": customer, "product": f"NEVER-{uuid.uuid4().hex[:6]}", "quantity": 1, "price": 1.0},
+        wait_for="VALIDATED",
+    )
     assert response.json()["state"] == "FAILED"
     assert response.json()["validations"]["INVENTORY_CHECK"] == "FAIL"
 
@@ -83,7 +93,11 @@ def test_failed_order_releases_its_reservation(system: System, product: str, cus
     system.stock(product, 3)
     # Passes inventory (reserves 3) but fails fraud: the reservation is released.
     big = place(system, {"customer_id": customer, "product": product, "quantity": 3, "price": 700.0}, wait_for="FAILED")
-    assert big.json()["validations"] == {"ORDER_DETAILS_CHECK": "PASS", "INVENTORY_CHECK": "PASS", "FRAUD_CHECK": "FAIL"}
+    assert big.json()["validations"] == {
+        "ORDER_DETAILS_CHECK": "PASS",
+        "INVENTORY_CHECK": "PASS",
+        "FRAUD_CHECK": "FAIL",
+    }
 
     other = f"{customer}-2"
 
@@ -98,10 +112,16 @@ def test_fraud_check_fails_the_order_that_reaches_2000(system: System, product: 
     system.stock(product, 1000)
     states = []
     for _ in range(3):  # 3 × 600 = 1800 < 2000
-        r = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 600.0}, wait_for="VALIDATED")
+        r = place(
+            system, {"customer_id": customer, "product": product, "quantity": 1, "price": 600.0}, wait_for="VALIDATED"
+        )
         states.append(r.json()["state"])
-    reaching = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 200.0}, wait_for="VALIDATED")
-    below = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 199.0}, wait_for="VALIDATED")
+    reaching = place(
+        system, {"customer_id": customer, "product": product, "quantity": 1, "price": 200.0}, wait_for="VALIDATED"
+    )
+    below = place(
+        system, {"customer_id": customer, "product": product, "quantity": 1, "price": 199.0}, wait_for="VALIDATED"
+    )
 
     assert states == ["VALIDATED"] * 3
     assert reaching.json()["state"] == "FAILED"
@@ -119,14 +139,25 @@ async def produce_raw(system: System, kafka: str, order_id: str, value: dict[str
 
 
 def wait_validated(system: System, order_id: str) -> httpx.Response:
-    return httpx.get(f"{system.url}/v1/orders/{order_id}", params={"wait_for": "VALIDATED", "timeout": "20"}, timeout=30)
+    return httpx.get(
+        f"{system.url}/v1/orders/{order_id}", params={"wait_for": "VALIDATED", "timeout": "20"}, timeout=30
+    )
 
 
-def test_order_from_a_plain_kafka_producer_is_validated(system: System, kafka: str, product: str, customer: str) -> None:
+def test_order_from_a_plain_kafka_producer_is_validated(
+    system: System, kafka: str, product: str, customer: str
+) -> None:
     system.stock(product, 10)
     order_id = f"plain-{uuid.uuid4().hex}"
     # Only the fields a foreign producer is asked for: no state, version or timestamps.
-    asyncio.run(produce_raw(system, kafka, order_id, {"id": order_id, "customer_id": customer, "product": product, "quantity": 3, "price": 4.0}))
+    asyncio.run(
+        produce_raw(
+            system,
+            kafka,
+            order_id,
+            {"id": order_id, "customer_id": customer, "product": product, "quantity": 3, "price": 4.0},
+        )
+    )
 
     response = wait_validated(system, order_id)
 
@@ -135,10 +166,19 @@ def test_order_from_a_plain_kafka_producer_is_validated(system: System, kafka: s
     assert response.json()["quantity"] == 3
 
 
-def test_order_details_check_fails_bad_orders_from_any_producer(system: System, kafka: str, product: str, customer: str) -> None:
+def test_order_details_check_fails_bad_orders_from_any_producer(
+    system: System, kafka: str, product: str, customer: str
+) -> None:
     system.stock(product, 10)
     order_id = f"plain-{uuid.uuid4().hex}"
-    asyncio.run(produce_raw(system, kafka, order_id, {"id": order_id, "customer_id": customer, "product": product, "quantity": 0, "price": 4.0}))
+    asyncio.run(
+        produce_raw(
+            system,
+            kafka,
+            order_id,
+            {"id": order_id, "customer_id": customer, "product": product, "quantity": 0, "price": 4.0},
+        )
+    )
 
     response = wait_validated(system, order_id)
 
@@ -171,15 +211,23 @@ def test_conditional_long_poll_answers_200_when_the_order_changes(system: System
 
 def test_get_with_current_etag_and_no_wait_is_304(system: System, product: str, customer: str) -> None:
     system.stock(product, 10)
-    done = place(system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0}, wait_for="VALIDATED")
-    response = httpx.get(f"{system.url}/v1/orders/{done.json()['id']}", headers={"If-None-Match": done.headers["etag"]}, timeout=10)
+    done = place(
+        system, {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0}, wait_for="VALIDATED"
+    )
+    response = httpx.get(
+        f"{system.url}/v1/orders/{done.json()['id']}", headers={"If-None-Match": done.headers["etag"]}, timeout=10
+    )
     assert response.status_code == 304
     assert response.headers["etag"] == done.headers["etag"]
 
 
 def test_long_poll_get_returns_at_once_for_a_terminal_order(system: System, product: str, customer: str) -> None:
-    failed = place(system, {"customer_id": customer, "product": f"NONE-{product}", "quantity": 1, "price": 1.0}, wait_for="FAILED")
-    response = httpx.get(f"{system.url}/v1/orders/{failed.json()['id']}", params={"wait_for": "VALIDATED", "timeout": "30"}, timeout=5)
+    failed = place(
+        system, {"customer_id": customer, "product": f"NONE-{product}", "quantity": 1, "price": 1.0}, wait_for="FAILED"
+    )
+    response = httpx.get(
+        f"{system.url}/v1/orders/{failed.json()['id']}", params={"wait_for": "VALIDATED", "timeout": "30"}, timeout=5
+    )
     assert response.status_code == 200
     assert response.json()["state"] == "FAILED"
 

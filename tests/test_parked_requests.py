@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -29,7 +29,9 @@ def created(system: System) -> dict[str, object]:
 
 def test_post_wait_timeout_answers_202_with_the_order_as_it_stands(node_only: System) -> None:
     started = time.monotonic()
-    response = httpx.post(f"{node_only.url}/v1/orders", params={"wait_for": "VALIDATED", "timeout": "0.5"}, json=ORDER, timeout=10)
+    response = httpx.post(
+        f"{node_only.url}/v1/orders", params={"wait_for": "VALIDATED", "timeout": "0.5"}, json=ORDER, timeout=10
+    )
     elapsed = time.monotonic() - started
 
     assert response.status_code == 202
@@ -41,7 +43,9 @@ def test_post_wait_timeout_answers_202_with_the_order_as_it_stands(node_only: Sy
 
 def test_get_long_poll_timeout_answers_202_with_retry_after(node_only: System) -> None:
     order = created(node_only)
-    response = httpx.get(f"{node_only.url}/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "0.5"}, timeout=10)
+    response = httpx.get(
+        f"{node_only.url}/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "0.5"}, timeout=10
+    )
     assert response.status_code == 202
     assert response.json()["id"] == order["id"]
     assert response.headers["retry-after"] == "1"
@@ -49,13 +53,19 @@ def test_get_long_poll_timeout_answers_202_with_retry_after(node_only: System) -
 
 def test_get_long_poll_answers_200_for_a_state_already_reached(node_only: System) -> None:
     order = created(node_only)
-    response = httpx.get(f"{node_only.url}/v1/orders/{order['id']}", params={"wait_for": "CREATED", "timeout": "30"}, timeout=5)
+    response = httpx.get(
+        f"{node_only.url}/v1/orders/{order['id']}", params={"wait_for": "CREATED", "timeout": "30"}, timeout=5
+    )
     assert response.status_code == 200
 
 
 def test_conditional_long_poll_answers_304_when_nothing_changes(node_only: System) -> None:
     order = created(node_only)
-    wait_for(lambda: httpx.get(f"{node_only.url}/v1/orders/{order['id']}", timeout=5).status_code == 200, 10, "the order in the table")
+    wait_for(
+        lambda: httpx.get(f"{node_only.url}/v1/orders/{order['id']}", timeout=5).status_code == 200,
+        10,
+        "the order in the table",
+    )
     started = time.monotonic()
     response = httpx.get(
         f"{node_only.url}/v1/orders/{order['id']}",
@@ -69,7 +79,9 @@ def test_conditional_long_poll_answers_304_when_nothing_changes(node_only: Syste
 
 
 def test_long_poll_on_an_order_that_never_appears_ends_in_404(node_only: System) -> None:
-    response = httpx.get(f"{node_only.url}/v1/orders/never-written", params={"wait_for": "VALIDATED", "timeout": "0.3"}, timeout=10)
+    response = httpx.get(
+        f"{node_only.url}/v1/orders/never-written", params={"wait_for": "VALIDATED", "timeout": "0.3"}, timeout=10
+    )
     assert response.status_code == 404
 
 
@@ -79,7 +91,10 @@ def test_no_waiter_is_left_after_timeouts(node_only: System) -> None:
     async def poll_all() -> list[int]:
         async with httpx.AsyncClient(base_url=node_only.url, timeout=10) as client:
             responses = await asyncio.gather(
-                *(client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "0.5"}) for _ in range(30))
+                *(
+                    client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "0.5"})
+                    for _ in range(30)
+                )
             )
         return [r.status_code for r in responses]
 
@@ -93,7 +108,10 @@ def test_no_waiter_is_left_after_clients_disconnect(node_only: System) -> None:
     async def poll_and_leave() -> None:
         async with httpx.AsyncClient(base_url=node_only.url, timeout=httpx.Timeout(10, read=0.5)) as client:
             results = await asyncio.gather(
-                *(client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "60"}) for _ in range(20)),
+                *(
+                    client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "60"})
+                    for _ in range(20)
+                ),
                 return_exceptions=True,
             )
         assert all(isinstance(r, httpx.ReadTimeout) for r in results)
@@ -118,7 +136,10 @@ def test_parked_requests_beyond_the_cap_get_503(capped: System) -> None:
     async def poll_many() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=capped.url, timeout=10) as client:
             return await asyncio.gather(
-                *(client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "2"}) for _ in range(8))
+                *(
+                    client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "2"})
+                    for _ in range(8)
+                )
             )
 
     responses = asyncio.run(poll_many())
@@ -135,11 +156,15 @@ def test_sigterm_answers_every_parked_request(node_only: System) -> None:
     async def park_then_stop() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=node_only.url, timeout=30) as client:
             polls = [
-                asyncio.create_task(client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "60"}))
+                asyncio.create_task(
+                    client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "60"})
+                )
                 for _ in range(10)
             ]
             posts = [
-                asyncio.create_task(client.post("/v1/orders", params={"wait_for": "VALIDATED", "timeout": "60"}, json=ORDER))
+                asyncio.create_task(
+                    client.post("/v1/orders", params={"wait_for": "VALIDATED", "timeout": "60"}, json=ORDER)
+                )
                 for _ in range(5)
             ]
             deadline = time.monotonic() + 10

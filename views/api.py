@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from app.node import Node
 
 
-def create_api(node: "Node") -> Any:
+def create_api(node: Node) -> Any:
     """The node's HTTP API, wrapped in the gateway middleware."""
     api = FastAPI(
         title="stategate",

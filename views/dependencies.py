@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-if TYPE_CHECKING:
-    from app.node import Node
+from app.node import Node
 
 
-def get_node(request: Request) -> "Node":
+def get_node(request: Request) -> Node:
     """The gateway node serving this request."""
-    node: "Node" = request.app.state.node
+    node: Node = request.app.state.node
     return node
+
+
+NodeDep = Annotated[Node, Depends(get_node)]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from streams.commands import KafkaUnavailable
 
-from .dependencies import get_node
-from .orders import PROBLEM_DOCS, json_body
-from .problems import unavailable
+from .bodies import body_schema, json_body
+from .dependencies import NodeDep
+from .problems import PROBLEM_DOCS, unavailable
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 
@@ -28,15 +28,13 @@ class StockIn(BaseModel):
 @router.put(
     "/{product}",
     summary="Set a product's stock level",
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": StockIn.model_json_schema()}}}
-    },
+    openapi_extra=body_schema(StockIn),
     responses={200: {"description": "The stock level Kafka acknowledged."}, **PROBLEM_DOCS},
 )
 async def put_stock(
     request: Request,
+    node: NodeDep,
     product: Annotated[str, Path(min_length=1, max_length=64, pattern=r"\S")],
-    node: Any = Depends(get_node),
 ) -> JSONResponse:
     """Write `{"stock": N}` for the product to Kafka."""
     body = await json_body(request, StockIn)

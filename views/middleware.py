@@ -7,17 +7,11 @@ hear `http.disconnect` from the client while a request is parked.
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.metrics import Metrics
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class GatewayMiddleware:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
-from .dependencies import get_node
+from .dependencies import NodeDep
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="The process is alive")
-async def healthz(node: Any = Depends(get_node)) -> JSONResponse:
+async def healthz(node: NodeDep) -> JSONResponse:
     """200 while the process runs."""
     return JSONResponse({"status": "ok", "node": node.settings.node_id})
 
 
-@router.get("/readyz", summary="Partitions assigned and tables recovered", responses={503: {"description": "Not ready."}})
-async def readyz(node: Any = Depends(get_node)) -> JSONResponse:
+@router.get(
+    "/readyz", summary="Partitions assigned and tables recovered", responses={503: {"description": "Not ready."}}
+)
+async def readyz(node: NodeDep) -> JSONResponse:
     """200 once the orders table is recovered and no rebalance is under way; 503 before."""
     ready = node.is_ready()
     return JSONResponse(
@@ -30,6 +30,6 @@ async def readyz(node: Any = Depends(get_node)) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(node: Any = Depends(get_node)) -> Response:
+async def metrics(node: NodeDep) -> Response:
     """The node's metrics in Prometheus text format."""
     return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")

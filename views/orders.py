@@ -7,25 +7,25 @@ outcome back into a status code, exactly as ../shared/API.md lists them.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 from urllib.parse import quote
 
-import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Header, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from app.orders import NewOrder, OrderService, differs_from, reaches
+from app.node import Node
+from app.orders import Condition, NewOrder, differs_from, reaches
 from app.waiters import ShuttingDown, TooManyWaiters
 from streams.commands import KafkaUnavailable
 from streams.records import ORDER_STATES, Order
 
-from .dependencies import get_node
+from .bodies import body_schema, json_body
+from .dependencies import NodeDep
 from .disconnect import client_disconnect
-from .problems import Problem, invalid, unavailable
+from .problems import PROBLEM_DOCS, Problem, invalid, response_doc, unavailable
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
-Body = TypeVar("Body", bound=BaseModel)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 NAME_PATTERN = r"\S"
@@ -43,30 +43,6 @@ class OrderIn(BaseModel):
     price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, strict=True)
     id: str | None = Field(default=None, pattern=ID_PATTERN, strict=True)
 
-
-ORDER_EXAMPLE = {
-    "id": "3f0c1c9e-0d7e-4c49-9a43-1a8f6c9d6a11",
-    "customer_id": "c1",
-    "product": "JUMPERS",
-    "quantity": 2,
-    "price": 9.5,
-    "state": "VALIDATED",
-    "version": 2,
-    "validations": {"ORDER_DETAILS_CHECK": "PASS", "INVENTORY_CHECK": "PASS", "FRAUD_CHECK": "PASS"},
-    "created_at": "2026-11-27T14:00:00.000Z",
-    "updated_at": "2026-11-27T14:00:00.012Z",
-}
-
-
-def _doc(description: str, **headers: str) -> dict[str, Any]:
-    return {"description": description, "headers": {k: {"description": v} for k, v in headers.items()}}
-
-
-PROBLEM_DOCS: dict[int | str, dict[str, Any]] = {
-    422: _doc("Malformed body or parameter (problem+json)."),
-    413: _doc("Body over 64 KiB (problem+json)."),
-    503: _doc("Kafka cannot take the command, or too many parked requests.", **{"Retry-After": "seconds"}),
-}
 
 WaitFor = Annotated[
     str | None,
@@ -101,45 +77,30 @@ def order_path(order_id: str) -> str:
     return f"/v1/orders/{quote(order_id, safe='')}"
 
 
-async def json_body(request: Request, model: type[Body]) -> Body:
-    """The body read as `model`: JSON whatever the Content-Type says (curl -d sends a form type)."""
-    try:
-        data = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise invalid([{"loc": ["body"], "msg": "the body is not JSON", "type": "json_invalid"}]) from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise invalid([{**e, "loc": ["body", *e["loc"]]} for e in exc.errors()]) from None
-
-
 @router.post(
     "",
     status_code=202,
     summary="Place an order, optionally waiting for a state",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": OrderIn.model_json_schema()}},
-        }
-    },
+    openapi_extra=body_schema(OrderIn),
     responses={
-        201: _doc("The order reached a wanted state (or a terminal one ruling it out).", Location="order URL"),
-        202: _doc("Accepted; the order as it stands (no wait_for, or the timeout passed).", Location="order URL"),
+        201: response_doc("The order reached a wanted state, or a terminal one ruling it out.", Location="order URL"),
+        202: response_doc(
+            "Accepted; the order as it stands (no wait_for, or the timeout passed).", Location="order URL"
+        ),
         **PROBLEM_DOCS,
     },
 )
 async def place_order(
     request: Request,
+    node: NodeDep,
     wait_for: WaitFor = None,
     timeout: Timeout = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
-    node: Any = Depends(get_node),
 ) -> Response:
     """Write the order to Kafka, then (with `wait_for`) park until it reaches a wanted state."""
     states = wanted_states(wait_for)
     body = await json_body(request, OrderIn)
-    orders: OrderService = node.orders
+    orders = node.orders
     new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
     try:
         order, _replayed = await orders.place(new, idempotency_key)
@@ -165,25 +126,25 @@ async def place_order(
     "/{order_id}",
     summary="Read an order, or long-poll it",
     responses={
-        200: _doc("The order (reached the wanted state, or changed).", ETag="the order version"),
-        202: _doc("wait_for timed out; the order as it stands.", **{"Retry-After": "seconds"}),
-        304: _doc("If-None-Match still matches (after Prefer: wait=N)."),
-        404: _doc("Unknown order (problem+json)."),
+        200: response_doc("The order (reached the wanted state, or changed).", ETag="the order version"),
+        202: response_doc("wait_for timed out; the order as it stands.", **{"Retry-After": "seconds"}),
+        304: response_doc("If-None-Match still matches (after Prefer: wait=N)."),
+        404: response_doc("Unknown order (problem+json)."),
         **PROBLEM_DOCS,
     },
 )
 async def get_order(
     request: Request,
+    node: NodeDep,
     order_id: Annotated[str, Path(min_length=1, max_length=64)],
     wait_for: WaitFor = None,
     timeout: Timeout = None,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
     prefer: Annotated[str | None, Header(max_length=256)] = None,
-    node: Any = Depends(get_node),
 ) -> Response:
     """The order; with `wait_for`, or `If-None-Match` and `Prefer: wait=N`, a long-poll."""
     states = wanted_states(wait_for)
-    orders: OrderService = node.orders
+    orders = node.orders
     settings = node.settings
     etags = _entity_tags(if_none_match)
     prefer_wait = _prefer_wait(prefer, settings.max_wait_seconds)
@@ -214,7 +175,9 @@ async def get_order(
     return order_response(current, 200)
 
 
-async def _wait(request: Request, node: Any, order_id: str, condition: Any, timeout: float) -> tuple[Order | None, bool]:
+async def _wait(
+    request: Request, node: Node, order_id: str, condition: Condition, timeout: float
+) -> tuple[Order | None, bool]:
     try:
         async with client_disconnect(request) as gone:
             result: tuple[Order | None, bool] = await node.orders.wait_until(order_id, condition, timeout, gone)

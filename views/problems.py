@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,10 +52,7 @@ def unavailable(detail: str, retry_after: int) -> Problem:
 
 def invalid(errors: list[Any]) -> Problem:
     """422 listing what is wrong, without echoing the (possibly huge) input."""
-    listed = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in errors[:20]
-    ]
+    listed = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors[:20]]
     return Problem(422, "Unprocessable Content", "The request is malformed.", errors=listed)
 
 
@@ -85,3 +83,15 @@ def install_problem_handlers(api: FastAPI) -> None:
     api.add_exception_handler(ValidationError, on_validation)
     api.add_exception_handler(StarletteHTTPException, on_http)
     api.add_exception_handler(Exception, on_unexpected)
+
+
+def response_doc(description: str, **headers: str) -> dict[str, Any]:
+    """An OpenAPI response entry with documented headers."""
+    return {"description": description, "headers": {k: {"description": v} for k, v in headers.items()}}
+
+
+PROBLEM_DOCS: dict[int | str, dict[str, Any]] = {
+    413: response_doc("Body over 64 KiB (problem+json)."),
+    422: response_doc("Malformed body or parameter (problem+json)."),
+    503: response_doc("Kafka cannot take the command, or too many parked requests.", **{"Retry-After": "seconds"}),
+}
