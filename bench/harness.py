@@ -1,0 +1,161 @@
+"""Starting the system under measurement, and measuring: a raw HTTP client, percentiles, RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app.broker import LocalKafka, free_port
+from app.dev import put_stock, wait_until_ready
+
+
+@contextmanager
+def broker(data_dir: Path) -> Iterator[str]:
+    """`KAFKA_BOOTSTRAP_SERVERS`, or a local broker for the run."""
+    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if existing:
+        yield existing
+        return
+    with LocalKafka(data_dir / "kafka") as kafka:
+        yield kafka.bootstrap
+
+
+@contextmanager
+def gateway(bootstrap: str, data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A node and the services in a fresh namespace; yields the node's URL and process."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "STATEGATE_BROKER": bootstrap,
+        "STATEGATE_NAMESPACE": f"bench-{uuid.uuid4().hex[:6]}",
+        "STATEGATE_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    logs = open(data_dir / "processes.log", "ab")
+    services = subprocess.Popen(
+        [*stategate_command("services"), "--data-dir", str(data_dir / "services")],
+        env=environment, stdout=logs, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    node = subprocess.Popen(
+        [*stategate_command("node"), "--port", str(port), "--node-id", "bench-1", "--data-dir", str(data_dir / "node")],
+        env=environment, stdout=logs, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, node)
+        yield url, node
+    finally:
+        for process in (node, services):
+            process.terminate()
+        for process in (node, services):
+            process.wait(30)
+        logs.close()
+
+
+def stategate_command(command: str) -> list[str]:
+    """The argv that runs `stategate COMMAND` with this Python."""
+    return [sys.executable, "-m", "app.cli", command]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0–100) of `values`, nearest-rank."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary_ms(seconds: list[float]) -> dict[str, float]:
+    """p50, p99 and mean of latencies, in milliseconds."""
+    return {
+        "count": len(seconds),
+        "p50_ms": round(percentile(seconds, 50) * 1000, 2),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(seconds) * 1000, 2),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def kafka_hop(bootstrap: str, count: int) -> list[float]:
+    """The floor: one produce→consume hop with plain aiokafka, sequential, acks=all."""
+    topic = f"bench-hop-{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    await producer.send_and_wait(topic, b"warm-up")  # creates the topic
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partition = TopicPartition(topic, 0)
+    consumer.assign([partition])
+    await consumer.seek_to_end(partition)
+    hops: list[float] = []
+    try:
+        for i in range(count + 20):
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, str(i).encode(), partition=0)
+            await consumer.getone()
+            if i >= 20:  # after warm-up
+                hops.append(time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return hops
+
+
+class RawHttp:
+    """A minimal keep-alive HTTP/1.1 client on one connection: cheap enough to load the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def order_body(i: int, product: str) -> bytes:
+    """A small order that passes every check (a customer of its own, so no fraud limit)."""
+    return orjson.dumps({"customer_id": f"bench-{i}", "product": product, "quantity": 1, "price": 1.0})
+
+
+def seed_stock(url: str, product: str) -> None:
+    """Enough stock that no benchmark order fails the inventory check."""
+    put_stock(url, product, 1_000_000_000)

@@ -1,0 +1,156 @@
+"""Benchmark of the order flow: `python -m bench.orders`.
+
+In one run on the same broker it measures
+  (a) the floor: one raw aiokafka produce→consume hop, p50/p99;
+  (b) POST /v1/orders?wait_for=VALIDATED, sequential, p50/p99;
+  (c) validated orders/s with 64 concurrent clients, and p50/p99 under that load;
+  (d) the node's resident memory.
+It prints a table and saves JSON in bench/results/. Not a test: nothing here
+passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+
+from .harness import RawHttp, broker, gateway, kafka_hop, order_body, rss_mb, seed_stock, summary_ms
+
+# orders -> orders-by-product | orders-by-customer -> order-validations -> orders -> table
+HOPS_IN_FLOW = 4
+RESULTS = Path(__file__).parent / "results"
+
+
+async def sequential_orders(url: str, count: int, product: str) -> list[float]:
+    """POST and wait for VALIDATED, one order at a time."""
+    parts = urlsplit(url)
+    client = RawHttp(parts.hostname or "127.0.0.1", parts.port or 80)
+    latencies: list[float] = []
+    try:
+        for i in range(count + 20):
+            started = time.perf_counter()
+            status, body = await client.request("POST", "/v1/orders?wait_for=VALIDATED", order_body(i, product))
+            elapsed = time.perf_counter() - started
+            assert status == 201 and orjson.loads(body)["state"] == "VALIDATED", (status, body[:200])
+            if i >= 20:
+                latencies.append(elapsed)
+    finally:
+        await client.close()
+    return latencies
+
+
+async def concurrent_orders(url: str, clients: int, seconds: float, product: str) -> tuple[int, int, list[float]]:
+    """`clients` connections placing orders back to back for `seconds`; counts VALIDATED answers."""
+    parts = urlsplit(url)
+    deadline = time.perf_counter() + seconds
+    latencies: list[float] = []
+    validated = 0
+    other = 0
+
+    async def client_loop(c: int) -> None:
+        nonlocal validated, other
+        client = RawHttp(parts.hostname or "127.0.0.1", parts.port or 80)
+        i = 0
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                status, body = await client.request(
+                    "POST", "/v1/orders?wait_for=VALIDATED&timeout=30", order_body(c * 1_000_000 + i, product)
+                )
+                latencies.append(time.perf_counter() - started)
+                if status == 201 and orjson.loads(body)["state"] == "VALIDATED":
+                    validated += 1
+                else:
+                    other += 1
+                i += 1
+        finally:
+            await client.close()
+
+    await asyncio.gather(*(client_loop(c) for c in range(clients)))
+    return validated, other, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequential", type=int, default=500, help="orders in (b)")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients in (c)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="duration of (c)")
+    parser.add_argument("--hops", type=int, default=500, help="raw Kafka hops in (a)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp:
+        data = Path(tmp)
+        with broker(data) as bootstrap, gateway(bootstrap, data) as (url, node):
+            product = "BENCH"
+            seed_stock(url, product)
+            floor = summary_ms(asyncio.run(kafka_hop(bootstrap, args.hops)))
+            sequential = summary_ms(asyncio.run(sequential_orders(url, args.sequential, product)))
+            started = time.perf_counter()
+            validated, other, latencies = asyncio.run(concurrent_orders(url, args.clients, args.seconds, product))
+            elapsed = time.perf_counter() - started
+            loaded = summary_ms(latencies)
+            rss = rss_mb(node.pid)
+
+    target_p50 = round(1.5 * HOPS_IN_FLOW * floor["p50_ms"], 2)
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "floor_kafka_hop": floor,
+        "sequential_post_wait_validated": {**sequential, "target_p50_ms": target_p50, "hops": HOPS_IN_FLOW},
+        "concurrent": {
+            "clients": args.clients,
+            "seconds": round(elapsed, 1),
+            "validated": validated,
+            "not_validated": other,
+            "validated_per_second": round(validated / elapsed, 1),
+            "target_per_second": 1000,
+            **loaded,
+        },
+        "node_rss_mb": rss,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"orders-{stamp}.json").write_text(json.dumps(result, indent=2))
+    print_table(result)
+    print(f"\nsaved bench/results/orders-{stamp}.json")
+
+
+def print_table(r: dict) -> None:  # type: ignore[type-arg]
+    f, s, c = r["floor_kafka_hop"], r["sequential_post_wait_validated"], r["concurrent"]
+    rows = [
+        ("(a) raw Kafka hop (floor)", f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", "", ""),
+        (
+            f"(b) POST+wait VALIDATED, sequential ({s['count']})",
+            f"{s['p50_ms']:.2f}",
+            f"{s['p99_ms']:.2f}",
+            "",
+            f"p50 ≤ {s['target_p50_ms']:.2f} ms ({s['hops']} hops × floor × 1.5): "
+            + ("met" if s["p50_ms"] <= s["target_p50_ms"] else "MISSED"),
+        ),
+        (
+            f"(c) {c['clients']} clients, {c['seconds']:.0f} s",
+            f"{c['p50_ms']:.2f}",
+            f"{c['p99_ms']:.2f}",
+            f"{c['validated_per_second']:.0f}",
+            "≥ 1000 validated/s: " + ("met" if c["validated_per_second"] >= 1000 else "MISSED"),
+        ),
+        ("(d) node RSS after the run", "", "", "", f"{r['node_rss_mb']} MiB"),
+    ]
+    header = ("measurement", "p50 ms", "p99 ms", "orders/s", "target")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
