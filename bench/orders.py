@@ -49,7 +49,9 @@ async def sequential_orders(url: str, count: int, product: str) -> list[float]:
     return latencies
 
 
-async def concurrent_orders(url: str, clients: int, seconds: float, product: str) -> tuple[int, int, list[float]]:
+async def concurrent_orders(
+    url: str, clients: int, seconds: float, products: list[str]
+) -> tuple[int, int, list[float]]:
     """`clients` connections placing orders back to back for `seconds`; counts VALIDATED answers."""
     parts = urlsplit(url)
     deadline = time.perf_counter() + seconds
@@ -64,9 +66,8 @@ async def concurrent_orders(url: str, clients: int, seconds: float, product: str
         try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                status, body = await client.request(
-                    "POST", "/v1/orders?wait_for=VALIDATED&timeout=30", order_body(c * 1_000_000 + i, product)
-                )
+                body_bytes = order_body(c * 1_000_000 + i, products[i % len(products)])
+                status, body = await client.request("POST", "/v1/orders?wait_for=VALIDATED&timeout=30", body_bytes)
                 latencies.append(time.perf_counter() - started)
                 if status == 201 and orjson.loads(body)["state"] == "VALIDATED":
                     validated += 1
@@ -86,17 +87,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64, help="concurrent clients in (c)")
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of (c)")
     parser.add_argument("--hops", type=int, default=500, help="raw Kafka hops in (a)")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp:
         data = Path(tmp)
         with broker(data) as bootstrap, gateway(bootstrap, data) as (url, node):
-            product = "BENCH"
-            seed_stock(url, product)
+            products = [f"BENCH-{k}" for k in range(8)]  # spread over the partitions
+            for product in products:
+                seed_stock(url, product)
+            # Warm up the broker's JIT and every connection before measuring anything.
+            asyncio.run(kafka_hop(bootstrap, 1000))
+            asyncio.run(sequential_orders(url, 300, products[0]))
+            asyncio.run(concurrent_orders(url, args.clients, args.warmup, products))
             floor = summary_ms(asyncio.run(kafka_hop(bootstrap, args.hops)))
-            sequential = summary_ms(asyncio.run(sequential_orders(url, args.sequential, product)))
+            sequential = summary_ms(asyncio.run(sequential_orders(url, args.sequential, products[0])))
             started = time.perf_counter()
-            validated, other, latencies = asyncio.run(concurrent_orders(url, args.clients, args.seconds, product))
+            validated, other, latencies = asyncio.run(concurrent_orders(url, args.clients, args.seconds, products))
             elapsed = time.perf_counter() - started
             loaded = summary_ms(latencies)
             rss = rss_mb(node.pid)
