@@ -47,7 +47,8 @@ class Settings:
     max_waiters: int = 20_000
     produce_timeout_seconds: float = 5.0
     retry_after_seconds: int = 1
-    drain_seconds: float = 10.0
+    drain_seconds: float = 5.0
+    shutdown_seconds: float = 15.0
 
     # Kafka client tuning: these shape the latency of every hop.
     producer_linger_ms: int = 0

@@ -22,6 +22,36 @@ class KeyValueFormatter(logging.Formatter):
         return line + "".join(f" {k}={v}" for k, v in fields.items())
 
 
+class RepeatFilter(logging.Filter):
+    """Let the same message from a Kafka client through once per `window` seconds.
+
+    With the broker away, aiokafka logs a connection error every few
+    milliseconds; one line per window, with the count of those dropped, says
+    the same thing.
+    """
+
+    def __init__(self, window: float = 10.0, prefixes: tuple[str, ...] = ("aiokafka", "faust", "mode")) -> None:
+        super().__init__()
+        self.window = window
+        self.prefixes = prefixes
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        seen = self._last.get(key)
+        if seen is not None and record.created - seen[0] < self.window:
+            self._last[key] = (seen[0], seen[1] + 1)
+            return False
+        if seen is not None and seen[1]:
+            record.repeated = seen[1]
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = (record.created, 0)
+        return True
+
+
 def configure_logging(node_id: str, level: str = "INFO") -> None:
     """Log to stderr at `level`; Kafka client chatter only from WARNING up.
 
@@ -30,6 +60,7 @@ def configure_logging(node_id: str, level: str = "INFO") -> None:
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter(node_id))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -30,6 +30,7 @@ from streams.records import Order
 from .config import Settings
 from .metrics import Metrics
 from .orders import OrderService
+from .shutdown import exit_within
 from .waiters import Waiters
 
 log = logging.getLogger("stategate.node")
@@ -71,7 +72,7 @@ class Node:
         await ensure_topics(self.settings, self.streams.topic_specs)
         await self.producer.start()
         try:
-            async with faust_app_running(self.streams.app):
+            async with faust_app_running(self.streams.app, stop_timeout=self.settings.shutdown_seconds / 2):
                 log.info("node started", extra={"url": self.settings.url})
                 yield
         finally:
@@ -84,6 +85,10 @@ class NodeServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, node: Node) -> None:
         super().__init__(config)
         self.node = node
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        exit_within(self.node.settings.shutdown_seconds)
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: Any = None) -> None:
         self.node.drain()

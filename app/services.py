@@ -13,6 +13,7 @@ from streams.order_services import OrderServices
 
 from .config import Settings
 from .node import run_loop
+from .shutdown import exit_within
 
 log = logging.getLogger("stategate.services")
 
@@ -23,9 +24,14 @@ async def serve_services(settings: Settings) -> None:
     await ensure_topics(settings, services.topic_specs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        exit_within(settings.shutdown_seconds)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with faust_app_running(services.app, stop_timeout=15):
+        loop.add_signal_handler(sig, on_signal)
+    async with faust_app_running(services.app, stop_timeout=settings.shutdown_seconds - 2):
         log.info("services started", extra={"broker": settings.broker})
         await stop.wait()
     log.info("services stopped")

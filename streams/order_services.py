@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 import faust
-from faust.types import StreamT, TableT
+from faust.types import EventT, StreamT, TableT
 
 from app.config import Settings
 
@@ -91,7 +91,7 @@ class OrderServices:
     async def _route_orders(self, stream: StreamT[bytes]) -> None:
         """Start validating new orders; send failed orders back to release stock."""
         async for event in stream.events():
-            order = _read_order(event.value, event.key)
+            order = _read_order(event)
             if order is None:
                 continue
             if order.state == "CREATED":
@@ -119,7 +119,7 @@ class OrderServices:
     async def _check_inventory(self, stream: StreamT[bytes]) -> None:
         """INVENTORY_CHECK, reserving stock for passing orders and releasing it for failed ones."""
         async for event in stream.events():
-            order = _read_order(event.value, None)
+            order = _read_order(event)
             if order is None:
                 continue
             reserved = int(self.reserved.get(order.product, 0))
@@ -135,7 +135,7 @@ class OrderServices:
     async def _check_fraud(self, stream: StreamT[bytes]) -> None:
         """FRAUD_CHECK over each customer's one-hour session window."""
         async for event in stream.events():
-            order = _read_order(event.value, None)
+            order = _read_order(event)
             if order is None:
                 continue
             at = _order_time(order, event.message.timestamp)
@@ -169,10 +169,10 @@ class OrderServices:
             log.debug("order decided", extra={"order_id": order.id, "state": state})
 
 
-def _read_order(value: bytes, key: bytes | None) -> Order | None:
+def _read_order(event: EventT[bytes]) -> Order | None:
     try:
-        return Order.from_json(value, key.decode() if key else None)
-    except (RecordError, UnicodeDecodeError) as exc:
+        return Order.from_record(event.value, event.key, event.message.timestamp)
+    except RecordError as exc:
         log.warning("skipping unreadable order record", extra={"error": str(exc)})
         return None
 

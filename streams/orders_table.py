@@ -73,14 +73,13 @@ class GatewayStreams:
     async def _materialize(self, stream: StreamT[bytes]) -> None:
         """Keep the newest version of every order; ignore stale and duplicate ones."""
         async for event in stream.events():
-            key = event.key.decode() if isinstance(event.key, bytes) else None
             try:
-                order = Order.from_json(event.value, key)
+                order = Order.from_record(event.value, event.key, event.message.timestamp)
             except RecordError as exc:
-                log.warning("skipping unreadable order record", extra={"error": str(exc), "key": key})
+                log.warning("skipping unreadable order record", extra={"error": str(exc)})
                 continue
-            if key is not None and key != order.id:
-                log.warning("skipping order whose key is not its id", extra={"key": key, "order_id": order.id})
+            if event.key is not None and event.key != order.id.encode():
+                log.warning("skipping order whose key is not its id", extra={"order_id": order.id})
                 continue
             if order.version <= self.orders.version_of(order.id):
                 continue

@@ -29,7 +29,13 @@ class RecordError(ValueError):
 
 def utc_now() -> str:
     """The current time as an ISO 8601 UTC timestamp with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(datetime.now(UTC).timestamp())
+
+
+def iso_time(epoch_seconds: float) -> str:
+    """An ISO 8601 UTC timestamp with milliseconds."""
+    moment = datetime.fromtimestamp(epoch_seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> float:
@@ -146,6 +152,17 @@ class Order:
     def from_json(cls, data: bytes | str, key: str | None = None) -> Order:
         """Read an order from JSON bytes; raises RecordError if it is not one."""
         return cls.from_dict(_load(data), key)
+
+    @classmethod
+    def from_record(cls, value: bytes, key: bytes | None, timestamp: float | None) -> Order:
+        """Read an order from a Kafka record; the record's time stands in for a missing `created_at`."""
+        try:
+            order = cls.from_json(value, key.decode() if key else None)
+        except UnicodeDecodeError:
+            raise RecordError("the key is not UTF-8") from None
+        if not order.created_at and timestamp:
+            order.created_at = order.updated_at = iso_time(timestamp)
+        return order
 
 
 @dataclass(slots=True, frozen=True)

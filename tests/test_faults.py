@@ -94,3 +94,17 @@ def test_node_restart_keeps_every_order(kafka: str, tmp_path: Path, product: str
         assert all_served() == placed  # rebuilt from the changelog topic
     finally:
         system.stop()
+
+
+def test_sigterm_while_the_broker_is_down_still_stops_within_15_seconds(own_broker: LocalKafka, tmp_path: Path) -> None:
+    system = System(tmp_path, own_broker.bootstrap, "stop-offline").start()
+    try:
+        own_broker.stop()
+        for process in (system.node, system.services):
+            assert process is not None and process.process is not None
+            started = time.monotonic()
+            process.process.terminate()
+            process.process.wait(20)
+            assert time.monotonic() - started < 16, f"{process.command} took too long to stop"
+    finally:
+        system.stop()

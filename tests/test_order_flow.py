@@ -164,6 +164,7 @@ def test_order_from_a_plain_kafka_producer_is_validated(
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "VALIDATED"
     assert response.json()["quantity"] == 3
+    assert response.json()["created_at"]  # taken from the Kafka record
 
 
 def test_order_details_check_fails_bad_orders_from_any_producer(

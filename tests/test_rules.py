@@ -95,3 +95,13 @@ def test_validation_record_checks_its_fields() -> None:
 def test_parse_time_reads_utc_timestamps() -> None:
     assert parse_time("1970-01-01T00:01:00.000Z") == 60.0
     assert parse_time("1970-01-01T00:01:00") == 60.0
+
+
+def test_a_record_without_created_at_takes_the_record_time() -> None:
+    read = Order.from_record(b'{"customer_id": "c", "product": "p", "quantity": 1, "price": 2}', b"k1", 60.0)
+    assert (read.id, read.created_at, read.updated_at) == ("k1", "1970-01-01T00:01:00.000Z", "1970-01-01T00:01:00.000Z")
+
+
+def test_a_record_key_that_is_not_utf8_is_a_record_error() -> None:
+    with pytest.raises(RecordError):
+        Order.from_record(b'{"customer_id": "c", "product": "p", "quantity": 1, "price": 2}', b"\xff", 60.0)

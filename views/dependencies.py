@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from app.node import Node
 
 
-def get_node(request: Request) -> Node:
-    """The gateway node serving this request."""
+async def get_node(request: Request) -> Node:
+    """The gateway node serving this request (async: FastAPI would run a sync one in a thread)."""
     node: Node = request.app.state.node
     return node
 
