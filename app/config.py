@@ -42,8 +42,6 @@ class Settings:
 
     # HTTP bounds.
     max_body_bytes: int = 64 * 1024
-    default_wait_seconds: float = 10.0
-    max_wait_seconds: float = 60.0
     max_waiters: int = 20_000
     produce_timeout_seconds: float = 5.0
     retry_after_seconds: int = 1

@@ -29,6 +29,8 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 NAME_PATTERN = r"\S"
+DEFAULT_WAIT_SECONDS = 10.0
+MAX_WAIT_SECONDS = 60.0
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)")
 
 
@@ -48,7 +50,9 @@ WaitFor = Annotated[
     str | None,
     Query(max_length=64, description="Comma-separated states to wait for: CREATED, VALIDATED, FAILED."),
 ]
-Timeout = Annotated[float | None, Query(ge=0, le=60, description="Seconds to wait (default 10, at most 60).")]
+Timeout = Annotated[
+    float | None, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (default 10, at most 60).")
+]
 
 
 def wanted_states(wait_for: str | None) -> frozenset[str] | None:
@@ -110,7 +114,7 @@ async def place_order(
     location = {"Location": order_path(order.id)}
     if states is None:
         return order_response(order, 202, location)
-    wait = node.settings.default_wait_seconds if timeout is None else timeout
+    wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
     try:
         async with client_disconnect(request) as gone:
             current, reached = await orders.wait_until(order.id, reaches(states), wait, gone)
@@ -147,10 +151,10 @@ async def get_order(
     orders = node.orders
     settings = node.settings
     etags = _entity_tags(if_none_match)
-    prefer_wait = _prefer_wait(prefer, settings.max_wait_seconds)
+    prefer_wait = _prefer_wait(prefer, MAX_WAIT_SECONDS)
 
     if states is not None:
-        wait = settings.default_wait_seconds if timeout is None else timeout
+        wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
         current, reached = await _wait(request, node, order_id, reaches(states), wait)
         if current is None:
             raise Problem(404, "Not Found", f"No order {order_id!r}.")

@@ -1,0 +1,48 @@
+"""/healthz, /readyz, /metrics, the OpenAPI document and the node header."""
+
+from __future__ import annotations
+
+import httpx
+
+from .conftest import System
+
+
+def test_health_and_readiness(system: System) -> None:
+    health = httpx.get(f"{system.url}/healthz", timeout=5)
+    ready = httpx.get(f"{system.url}/readyz", timeout=5)
+    assert health.status_code == ready.status_code == 200
+    assert health.json() == {"status": "ok", "node": "node-1"}
+    assert ready.json()["status"] == "ready"
+
+
+def test_metrics_count_requests_by_route(system: System) -> None:
+    httpx.get(f"{system.url}/v1/orders/metrics-probe", timeout=5)
+    text = httpx.get(f"{system.url}/metrics", timeout=5).text
+    assert 'stategate_http_requests_total{method="GET",route="/v1/orders/{order_id}",status="404"}' in text
+    assert "stategate_parked_requests " in text
+    assert "stategate_http_request_seconds_bucket" in text
+
+
+def test_openapi_documents_the_contract(system: System) -> None:
+    spec = httpx.get(f"{system.url}/openapi.json", timeout=5).json()
+    paths = spec["paths"]
+    post = paths["/v1/orders"]["post"]
+    get = paths["/v1/orders/{order_id}"]["get"]
+    assert {"201", "202", "413", "422", "503"} <= set(post["responses"])
+    assert {"200", "202", "304", "404", "422"} <= set(get["responses"])
+    assert set(post["requestBody"]["content"]["application/json"]["schema"]["required"]) == {
+        "customer_id",
+        "product",
+        "quantity",
+        "price",
+    }
+    assert "put" in paths["/v1/inventory/{product}"]
+    assert {"/healthz", "/readyz", "/metrics"} <= set(paths)
+    assert httpx.get(f"{system.url}/docs", timeout=5).status_code == 200
+
+
+def test_every_answer_names_the_node_even_errors(system: System) -> None:
+    too_large = httpx.post(f"{system.url}/v1/orders", content=b"x" * 70_000, timeout=5)
+    not_found = httpx.get(f"{system.url}/nowhere", timeout=5)
+    assert too_large.status_code == 413
+    assert too_large.headers["x-stategate-node"] == not_found.headers["x-stategate-node"] == "node-1"
