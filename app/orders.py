@@ -7,6 +7,7 @@ views/orders.py ─► OrderService.place ─► CommandProducer ─► `orders`
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -20,6 +21,8 @@ from streams.topics import OrderTopics
 from .waiters import Condition, Waiters, wait
 
 __all__ = ["Condition", "NewOrder", "OrderService", "differs_from", "order_id_for", "reaches"]
+
+log = logging.getLogger("stategate.orders")
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f1d6a52-3c52-4a8e-9f0b-5b2f0d6f9e11")
 
@@ -109,14 +112,18 @@ class OrderService:
         self._in_flight[order_id] = written
         try:
             await self.producer.send(self.orders_topic, order_id, order.to_json())
-        except BaseException as exc:
+        except Exception as exc:
             written.set_exception(exc)
             written.exception()  # retrieved: nobody else may be waiting on it
+            raise
+        except BaseException:
+            written.cancel()
             raise
         finally:
             del self._in_flight[order_id]
         written.set_result(order)
         self._remember(order)
+        log.debug("order placed", extra={"order_id": order_id})
         return order, False
 
     async def wait_until(

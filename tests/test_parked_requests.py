@@ -107,14 +107,11 @@ def test_no_waiter_is_left_after_clients_disconnect(node_only: System) -> None:
 
     async def poll_and_leave() -> None:
         async with httpx.AsyncClient(base_url=node_only.url, timeout=httpx.Timeout(10, read=0.5)) as client:
-            results = await asyncio.gather(
-                *(
-                    client.get(f"/v1/orders/{order['id']}", params={"wait_for": "VALIDATED", "timeout": "60"})
-                    for _ in range(20)
-                ),
-                return_exceptions=True,
-            )
-        assert all(isinstance(r, httpx.ReadTimeout) for r in results)
+            wait = {"wait_for": "VALIDATED", "timeout": "60"}
+            gets = [client.get(f"/v1/orders/{order['id']}", params=wait) for _ in range(20)]
+            posts = [client.post("/v1/orders", params=wait, json=ORDER) for _ in range(10)]
+            results = await asyncio.gather(*gets, *posts, return_exceptions=True)
+        assert all(isinstance(r, httpx.ReadTimeout) for r in results)  # parked, then abandoned
 
     asyncio.run(poll_and_leave())
     # The node hears each disconnect and forgets the waiter long before the 60 s timeout.
