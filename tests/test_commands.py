@@ -1,0 +1,81 @@
+"""The `stategate kafka` and `stategate dev` commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.broker import free_port
+
+from .processes import wait_for
+
+
+def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    log = tmp_path / "out.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEGATE_")}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    return process, log
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains `text`."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="ignore"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> float:
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    return time.monotonic() - started
+
+
+def test_stategate_kafka_prints_ready_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process, log = start(["kafka", "--port", str(port), "--data-dir", str(tmp_path / "kafka")], tmp_path)
+    try:
+        wait_for(lambda: "ready" in log.read_text(), 90, "the ready line", interval=0.2)
+        assert f"127.0.0.1:{port}" in log.read_text()
+        assert processes_mentioning(str(tmp_path)), "no broker process found"
+    finally:
+        assert stop(process) < 30
+    assert "stopped" in log.read_text()
+    assert not processes_mentioning(str(tmp_path)), "the broker outlived the command"
+
+
+def test_stategate_dev_places_a_validated_order(tmp_path: Path) -> None:
+    port, kafka_port = free_port(), free_port()
+    args = ["dev", "--port", str(port), "--kafka-port", str(kafka_port), "--data-dir", str(tmp_path / "dev")]
+    process, log = start(args, tmp_path)
+    try:
+        wait_for(lambda: "stategate dev is ready" in log.read_text(), 120, "stategate dev to be ready", interval=0.2)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/orders?wait_for=VALIDATED",
+            content=b'{"customer_id":"c1","product":"JUMPERS","quantity":2,"price":9.5}',
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["state"] == "VALIDATED"
+    finally:
+        assert stop(process, timeout=60) < 60
+    assert not processes_mentioning(str(tmp_path)), "a child of stategate dev outlived it"
