@@ -14,7 +14,6 @@ import base64
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
+
+from .processes import terminate
 
 KAFKA_VERSION = "4.1.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -181,14 +182,8 @@ class LocalKafka:
     def stop(self) -> None:
         """Stop the broker cleanly (SIGTERM), killing it if it does not stop in time."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, STOP_TIMEOUT_SECONDS)
 
     def kill(self) -> None:
         """Stop the broker at once (SIGKILL), as a crash would."""

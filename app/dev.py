@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from .broker import LocalKafka
+from .processes import terminate
 
 DEMO_STOCK = {"JUMPERS": 1000, "UNDERPANTS": 1000, "STOCKINGS": 1000}
 START_TIMEOUT_SECONDS = 90.0
@@ -91,12 +92,9 @@ def run_dev(port: int | None = None, kafka_port: int | None = None, data_dir: Pa
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        for child in children:
+        for child in children:  # all at once, then wait for each
             if child.poll() is None:
                 child.terminate()
         for child in children:
-            try:
-                child.wait(20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            terminate(child, 20)
         kafka.stop()

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.broker import LocalKafka, free_port
 from app.dev import put_stock, wait_until_ready
+from app.processes import terminate
 
 
 @contextmanager
@@ -57,9 +58,7 @@ def gateway(bootstrap: str, data_dir: Path, **env: str) -> Iterator[tuple[str, s
         yield url, node
     finally:
         for process in (node, services):
-            process.terminate()
-        for process in (node, services):
-            process.wait(30)
+            terminate(process, 30)
         logs.close()
 
 

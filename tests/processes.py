@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from app.broker import free_port
+from app.processes import terminate
 
 START_TIMEOUT = 60.0
 
@@ -57,16 +57,7 @@ class Stategate:
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
         process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+        return None if process is None else terminate(process, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""

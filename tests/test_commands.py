@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from app.broker import free_port
+from app.processes import terminate
 
 from .processes import wait_for
 
@@ -39,14 +39,9 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> float:
+    """SIGTERM; how long the process took to exit."""
     started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise
+    terminate(process, timeout)
     return time.monotonic() - started
 
 

@@ -129,16 +129,21 @@ def test_fraud_check_fails_the_order_that_reaches_2000(system: System, product: 
     assert below.json()["state"] == "VALIDATED"  # 1999: the failed order was not counted
 
 
-async def produce_raw(system: System, kafka: str, order_id: str, value: dict[str, object]) -> None:
+async def produce_raw(kafka: str, topic: str, key: str, value: dict[str, object]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(f"{system.namespace}.orders", key=order_id.encode(), value=orjson.dumps(value))
+        await producer.send_and_wait(topic, key=key.encode(), value=orjson.dumps(value))
     finally:
         await producer.stop()
 
 
-def wait_validated(system: System, order_id: str) -> httpx.Response:
+def place_with_plain_producer(system: System, kafka: str, product: str, customer: str, quantity: int) -> httpx.Response:
+    """Write an order with only the fields a foreign producer is asked for, then long-poll it."""
+    system.stock(product, 10)
+    order_id = f"plain-{uuid.uuid4().hex}"
+    order = {"id": order_id, "customer_id": customer, "product": product, "quantity": quantity, "price": 4.0}
+    asyncio.run(produce_raw(kafka, f"{system.namespace}.orders", order_id, order))
     return httpx.get(
         f"{system.url}/v1/orders/{order_id}", params={"wait_for": "VALIDATED", "timeout": "20"}, timeout=30
     )
@@ -147,19 +152,7 @@ def wait_validated(system: System, order_id: str) -> httpx.Response:
 def test_order_from_a_plain_kafka_producer_is_validated(
     system: System, kafka: str, product: str, customer: str
 ) -> None:
-    system.stock(product, 10)
-    order_id = f"plain-{uuid.uuid4().hex}"
-    # Only the fields a foreign producer is asked for: no state, version or timestamps.
-    asyncio.run(
-        produce_raw(
-            system,
-            kafka,
-            order_id,
-            {"id": order_id, "customer_id": customer, "product": product, "quantity": 3, "price": 4.0},
-        )
-    )
-
-    response = wait_validated(system, order_id)
+    response = place_with_plain_producer(system, kafka, product, customer, quantity=3)
 
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "VALIDATED"
@@ -170,18 +163,7 @@ def test_order_from_a_plain_kafka_producer_is_validated(
 def test_order_details_check_fails_bad_orders_from_any_producer(
     system: System, kafka: str, product: str, customer: str
 ) -> None:
-    system.stock(product, 10)
-    order_id = f"plain-{uuid.uuid4().hex}"
-    asyncio.run(
-        produce_raw(
-            system,
-            kafka,
-            order_id,
-            {"id": order_id, "customer_id": customer, "product": product, "quantity": 0, "price": 4.0},
-        )
-    )
-
-    response = wait_validated(system, order_id)
+    response = place_with_plain_producer(system, kafka, product, customer, quantity=0)
 
     assert response.status_code == 200
     assert response.json()["state"] == "FAILED"
