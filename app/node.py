@@ -30,6 +30,8 @@ from streams.records import Order
 from .config import Settings
 from .metrics import Metrics
 from .orders import OrderService
+from .peers import Peers
+from .routing import Routing
 from .shutdown import exit_within
 from .waiters import Waiters
 
@@ -46,7 +48,11 @@ class Node:
         self.metrics.parked.set_function(lambda: len(self.waiters))
         self.streams = GatewayStreams(settings, on_change=self._on_change)
         self.producer = CommandProducer(settings)
-        self.orders = OrderService(self.producer, self.streams.orders, self.waiters, self.streams.topics)
+        self.routing = Routing(self.streams.app, settings.url, self.streams.topics.orders.get_topic_name())
+        self.orders = OrderService(
+            self.producer, self.streams.orders, self.waiters, self.streams.topics, new_id=self.routing.new_order_id
+        )
+        self.peers = Peers(settings.url, settings.node_id)
         self.draining = False
 
     def _on_change(self, order: Order) -> None:
@@ -76,6 +82,7 @@ class Node:
                 log.info("node started", extra={"url": self.settings.url})
                 yield
         finally:
+            await self.peers.close()
             await self.producer.stop()
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from . import inventory, operations, orders
+from . import cluster, inventory, operations, orders
 from .middleware import GatewayMiddleware
 from .problems import install_problem_handlers
 
@@ -25,5 +25,6 @@ def create_api(node: Node) -> Any:
     install_problem_handlers(api)
     api.include_router(orders.router)
     api.include_router(inventory.router)
+    api.include_router(cluster.router)
     api.include_router(operations.router)
     return GatewayMiddleware(api, node.settings.node_id, node.settings.max_body_bytes, node.metrics)

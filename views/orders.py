@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from app.node import Node
 from app.orders import Condition, NewOrder, differs_from, reaches
@@ -24,6 +24,7 @@ from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
 from .problems import PROBLEM_DOCS, Problem, invalid, response_doc, unavailable
+from .routing import redirect_to_owner
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -76,6 +77,12 @@ def order_response(order: Order, status: int, headers: dict[str, str] | None = N
     )
 
 
+def waiting_query(request: Request) -> str:
+    """The wait parameters of this request, as a query string to pass on."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k in ("wait_for", "timeout")]
+    return "?" + urlencode(kept) if kept else ""
+
+
 def order_path(order_id: str) -> str:
     """The order's URL path on this node."""
     return f"/v1/orders/{quote(order_id, safe='')}"
@@ -111,9 +118,17 @@ async def place_order(
     except KafkaUnavailable as exc:
         node.metrics.commands_failed.inc()
         raise unavailable(str(exc), node.settings.retry_after_seconds) from None
+    owner = node.routing.owner(order.id)
+    if not owner.is_self and owner.url is not None:
+        # Written; the owner's table will show it. Send the client there to wait.
+        owner_url = owner.url + order_path(order.id)
+        if states is None:
+            return order_response(order, 202, {"Location": owner_url})
+        return RedirectResponse(owner_url + waiting_query(request), status_code=303)
     location = {"Location": order_path(order.id)}
-    if states is None:
-        return order_response(order, 202, location)
+    if states is None or owner.unknown:
+        retry = {} if states is None else {"Retry-After": str(node.settings.retry_after_seconds)}
+        return order_response(order, 202, {**location, **retry})
     wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
     try:
         async with client_disconnect(request) as gone:
@@ -148,6 +163,9 @@ async def get_order(
 ) -> Response:
     """The order; with `wait_for`, or `If-None-Match` and `Prefer: wait=N`, a long-poll."""
     states = wanted_states(wait_for)
+    redirect = redirect_to_owner(request, node, order_id)
+    if redirect is not None:
+        return redirect
     orders = node.orders
     settings = node.settings
     etags = _entity_tags(if_none_match)
