@@ -92,7 +92,10 @@ def free_port() -> int:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    It may begin with "-", so pass it as `--cluster-id=ID`, never as a separate argument.
+    """
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -253,7 +256,7 @@ class LocalKafka:
     def _run_storage_format(self, classpath: str, config: Path) -> None:
         command = self._java(classpath) + [
             "kafka.tools.StorageTool", "format", "--standalone",
-            "-t", new_cluster_id(), "-c", str(config),
+            f"--cluster-id={new_cluster_id()}", "-c", str(config),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:

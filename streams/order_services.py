@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import faust
 from faust.types import EventT, StreamT, TableT
 
 from app.config import Settings
@@ -57,7 +56,7 @@ class OrderServices:
             return app.Table(
                 name,
                 partitions=settings.partitions,
-                schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+                key_type=bytes,  # raw UTF-8 keys, as in the topics
                 options=table_options(settings),
             )
 

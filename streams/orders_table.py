@@ -57,7 +57,7 @@ class GatewayStreams:
         self.table: TableT[str, Any] = self.app.Table(
             ORDERS_TABLE,
             partitions=settings.partitions,
-            schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+            key_type=bytes,  # raw UTF-8 keys in the changelog too, so key_store hashes what the producer hashed
             options=table_options(settings),
         )
         self.orders = OrdersTable(self.table)

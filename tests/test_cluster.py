@@ -1,0 +1,158 @@
+"""Several gateway nodes: ownership, redirects, server-made ids, /v1/cluster (real broker, real nodes)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import new_namespace
+from .processes import Node, Stategate, system_env, wait_for
+
+PARTITIONS = 4
+
+
+class Cluster:
+    """Two gateway nodes and the services in one namespace."""
+
+    def __init__(self, root: Path, bootstrap: str) -> None:
+        self.namespace = new_namespace("cluster")
+        self.env = system_env(bootstrap, self.namespace)
+        self.services = Stategate("services", root / "services", self.env)
+        self.nodes = [Node(root / f"node-{i}", self.env, node_id=f"node-{i}") for i in (1, 2)]
+
+    def start(self) -> Cluster:
+        self.services.start()
+        for node in self.nodes:
+            node.start()
+        for node in self.nodes:
+            node.wait_ready()
+        wait_for(self.settled, 60, "both nodes to own partitions", interval=0.2)
+        return self
+
+    def settled(self) -> bool:
+        """Every node reports the same two members, which share all partitions."""
+        views = []
+        for node in self.nodes:
+            try:
+                views.append(httpx.get(f"{node.url}/v1/cluster", timeout=5).json())
+            except httpx.HTTPError:
+                return False
+        members = [sorted((n["url"], tuple(n["partitions"])) for n in v["nodes"]) for v in views]
+        owned = sorted(p for n in views[0]["nodes"] for p in n["partitions"])
+        return members[0] == members[1] and len(members[0]) == 2 and owned == list(range(PARTITIONS))
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.services.stop()
+
+    def partitions_of(self, node: Node) -> list[int]:
+        view = httpx.get(f"{node.url}/v1/cluster", timeout=5).json()
+        return next(n["partitions"] for n in view["nodes"] if n["url"] == node.url)
+
+
+@pytest.fixture(scope="module")
+def cluster(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = Cluster(tmp_path_factory.mktemp("cluster"), kafka).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def order_body(**extra: object) -> dict[str, object]:
+    return {"customer_id": f"c-{uuid.uuid4().hex[:8]}", "product": "JUMPERS", "quantity": 1, "price": 1.0, **extra}
+
+
+def test_cluster_lists_every_live_node_with_its_partitions(cluster: Cluster) -> None:
+    view = httpx.get(f"{cluster.nodes[0].url}/v1/cluster", timeout=5).json()
+    assert view["self"] == "node-1"
+    assert {(n["id"], n["url"]) for n in view["nodes"]} == {(n.node_id, n.url) for n in cluster.nodes}
+    assert sorted(p for n in view["nodes"] for p in n["partitions"]) == list(range(PARTITIONS))
+
+
+def test_server_made_ids_never_redirect(cluster: Cluster) -> None:
+    httpx.put(f"{cluster.nodes[0].url}/v1/inventory/JUMPERS", json={"stock": 100_000}, timeout=10)
+    for node in cluster.nodes:
+        for _ in range(10):
+            response = httpx.post(
+                f"{node.url}/v1/orders", params={"wait_for": "VALIDATED"}, json=order_body(), timeout=30
+            )
+            assert response.status_code == 201, response.text
+            assert response.headers["x-stategate-node"] == node.node_id
+            assert response.json()["state"] == "VALIDATED"
+
+
+def test_get_on_a_non_owner_redirects_to_the_owner_for_every_key(cluster: Cluster) -> None:
+    first, second = cluster.nodes
+    ids = [
+        httpx.post(f"{node.url}/v1/orders", json=order_body(), timeout=10).json()["id"]
+        for node in (first, second)
+        for _ in range(50)
+    ]
+    for order_id in ids:
+        answers = {}
+        for node in cluster.nodes:
+            response = httpx.get(f"{node.url}/v1/orders/{order_id}?wait_for=CREATED&timeout=5", timeout=10)
+            answers[node.node_id] = response
+        owners = [n for n, r in answers.items() if r.status_code == 200]
+        redirects = [r for r in answers.values() if r.status_code == 307]
+        assert len(owners) == 1 and len(redirects) == 1, {n: r.status_code for n, r in answers.items()}
+        owner = next(n for n in cluster.nodes if n.node_id == owners[0])
+        assert redirects[0].headers["location"] == f"{owner.url}/v1/orders/{order_id}?wait_for=CREATED&timeout=5"
+        assert answers[owner.node_id].json()["id"] == order_id
+
+
+def test_following_redirects_just_works(cluster: Cluster) -> None:
+    ids = [
+        httpx.post(f"{cluster.nodes[1].url}/v1/orders", json=order_body(), timeout=10).json()["id"] for _ in range(10)
+    ]
+    with httpx.Client(follow_redirects=True, timeout=10) as client:
+        for order_id in ids:
+            response = client.get(f"{cluster.nodes[0].url}/v1/orders/{order_id}", params={"wait_for": "CREATED"})
+            assert response.status_code == 200
+            assert response.json()["id"] == order_id
+
+
+def test_a_client_id_owned_elsewhere_gets_303_after_the_write(cluster: Cluster) -> None:
+    first, second = cluster.nodes
+    foreign = None
+    for _ in range(200):
+        candidate = f"client-{uuid.uuid4().hex}"
+        response = httpx.get(f"{first.url}/v1/orders/{candidate}", timeout=5)
+        if response.status_code == 307:
+            foreign = candidate
+            break
+    assert foreign is not None
+
+    response = httpx.post(
+        f"{first.url}/v1/orders",
+        params={"wait_for": "VALIDATED", "timeout": "7"},
+        json=order_body(id=foreign),
+        timeout=10,
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{second.url}/v1/orders/{foreign}?wait_for=VALIDATED&timeout=7"
+    followed = httpx.get(response.headers["location"], timeout=10)
+    assert followed.status_code == 200
+    assert followed.json()["state"] == "VALIDATED"
+
+
+def test_redirects_ignore_host_and_forwarded_headers(cluster: Cluster) -> None:
+    order_id = httpx.post(f"{cluster.nodes[1].url}/v1/orders", json=order_body(), timeout=10).json()["id"]
+    evil = {
+        "Host": "evil.example",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https",
+        "Forwarded": "host=evil.example",
+    }
+    for node in cluster.nodes:
+        response = httpx.get(f"{node.url}/v1/orders/{order_id}", headers=evil, timeout=10)
+        if response.status_code == 307:
+            assert "evil" not in response.headers["location"]
+            assert response.headers["location"].startswith(tuple(n.url for n in cluster.nodes))
