@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     services = commands.add_parser("services", help="run the order validation services")
     _common(services)
 
-    dev = commands.add_parser("dev", help="local Kafka, a gateway node, the services and demo inventory")
-    dev.add_argument("--port", type=int, help="first gateway node's HTTP port (default 8080)")
+    dev = commands.add_parser("dev", help="local Kafka, two gateway nodes, the services and demo inventory")
+    dev.add_argument("--port", type=int, help="first gateway node's HTTP port (default 8080; the next node +1)")
+    dev.add_argument("--nodes", type=int, default=2, help="how many gateway nodes (default 2)")
     dev.add_argument("--kafka-port", type=int, help="local Kafka port (default 9092)")
     dev.add_argument("--data-dir", type=Path, help="where everything keeps its data (default ./data/dev)")
     return parser
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "dev":
         from .dev import run_dev
 
-        run_dev(port=args.port, kafka_port=args.kafka_port, data_dir=args.data_dir)
+        run_dev(port=args.port, kafka_port=args.kafka_port, data_dir=args.data_dir, nodes_count=args.nodes)
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:

@@ -1,6 +1,6 @@
 """`stategate dev`: everything on one machine for a first look.
 
-Starts a local Kafka broker, the order services and a gateway node as child
+Starts a local Kafka broker, the order services and two gateway nodes as child
 processes, puts demo stock into the warehouse and prints the URLs. Ctrl-C
 stops them all.
 """
@@ -55,8 +55,10 @@ def put_stock(url: str, product: str, stock: int) -> None:
         pass
 
 
-def run_dev(port: int | None = None, kafka_port: int | None = None, data_dir: Path | None = None) -> None:
-    """Run the whole system in the foreground until Ctrl-C or SIGTERM."""
+def run_dev(
+    port: int | None = None, kafka_port: int | None = None, data_dir: Path | None = None, nodes_count: int = 2
+) -> None:
+    """Run the whole system in the foreground until Ctrl-C or SIGTERM; nodes listen on PORT, PORT+1, …"""
     data_dir = (data_dir or Path("data/dev")).resolve()
     port = port or 8080
     kafka = LocalKafka(data_dir / "kafka", port=kafka_port or 9092)
@@ -67,18 +69,25 @@ def run_dev(port: int | None = None, kafka_port: int | None = None, data_dir: Pa
         env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap}
         services = stategate("services", "--data-dir", str(data_dir / "services"), env=env)
         children.append(services)
-        url = f"http://127.0.0.1:{port}"
-        node = stategate(
-            "node", "--port", str(port), "--node-id", "node-1", "--data-dir", str(data_dir / "node-1"), env=env
-        )
-        children.append(node)
-        wait_until_ready(url, node)
+        nodes: dict[str, subprocess.Popen[bytes]] = {}
+        for i in range(1, nodes_count + 1):
+            node_port = str(port + i - 1)
+            node_dir = str(data_dir / f"node-{i}")
+            nodes[f"http://127.0.0.1:{node_port}"] = stategate(
+                "node", "--port", node_port, "--node-id", f"node-{i}", "--data-dir", node_dir, env=env
+            )
+        children.extend(nodes.values())
+        for node_url, node in nodes.items():
+            wait_until_ready(node_url, node)
+        url = next(iter(nodes))
         for product, stock in DEMO_STOCK.items():
             put_stock(url, product, stock)
+        gateways = "".join(f"  gateway    {u}   (node-{i})\n" for i, u in enumerate(nodes, start=1))
         print(
             "\nstategate dev is ready\n"
             f"  Kafka      {kafka.bootstrap}\n"
-            f"  gateway    {url}   (node-1)\n"
+            f"{gateways}"
+            f"  cluster    {url}/v1/cluster\n"
             f"  API docs   {url}/docs\n"
             f"  demo stock {', '.join(f'{p}={n}' for p, n in DEMO_STOCK.items())}\n\n"
             f"  curl -X POST '{url}/v1/orders?wait_for=VALIDATED' "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -58,8 +59,17 @@ def test_stategate_kafka_prints_ready_and_stops_on_sigterm(tmp_path: Path) -> No
     assert not processes_mentioning(str(tmp_path)), "the broker outlived the command"
 
 
-def test_stategate_dev_places_a_validated_order(tmp_path: Path) -> None:
-    port, kafka_port = free_port(), free_port()
+def two_free_ports() -> int:
+    """A port p such that p and p + 1 are both free."""
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
+def test_stategate_dev_runs_two_nodes_and_places_a_validated_order(tmp_path: Path) -> None:
+    port, kafka_port = two_free_ports(), free_port()
     args = ["dev", "--port", str(port), "--kafka-port", str(kafka_port), "--data-dir", str(tmp_path / "dev")]
     process, log = start(args, tmp_path)
     try:
@@ -71,6 +81,9 @@ def test_stategate_dev_places_a_validated_order(tmp_path: Path) -> None:
         )
         assert response.status_code == 201, response.text
         assert response.json()["state"] == "VALIDATED"
+        cluster = httpx.get(f"http://127.0.0.1:{port + 1}/v1/cluster", timeout=10).json()
+        assert cluster["self"] == "node-2"
+        assert sorted(n["id"] for n in cluster["nodes"]) == ["node-1", "node-2"]
     finally:
         assert stop(process, timeout=60) < 60
     assert not processes_mentioning(str(tmp_path)), "a child of stategate dev outlived it"
