@@ -21,6 +21,7 @@ from typing import Any, cast
 import uvicorn
 from faust.contrib.asgi import faust_app_running
 from faust.tables.manager import TableManager
+from faust.types import TP
 
 from streams.admin import ensure_topics
 from streams.commands import CommandProducer
@@ -54,9 +55,19 @@ class Node:
         )
         self.peers = Peers(settings.url, settings.node_id)
         self.draining = False
+        self.streams.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
     def _on_change(self, order: Order) -> None:
         self.orders.on_change(order)
+
+    async def _on_partitions_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """Send the requests parked on orders this node no longer owns to their new owner."""
+        assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
+        orders_topic = self.routing.orders_topic
+        mine = {tp.partition for tp in assigned if tp.topic == orders_topic}
+        moved = self.waiters.move(lambda order_id: self.routing.partition_of(order_id) not in mine)
+        if moved:
+            log.info("redirected parked requests after a rebalance", extra={"moved": moved})
 
     def is_ready(self) -> bool:
         """Tables recovered, no rebalance under way, not shutting down."""
@@ -66,10 +77,15 @@ class Node:
         return recovered and not app.rebalancing and not self.draining
 
     def drain(self) -> None:
-        """Answer every parked request now; used when the node stops."""
+        """Answer every parked request now; used when the node stops.
+
+        When other nodes are live, parked requests are sent to one of them
+        (it redirects again to the new owner, or answers 503 + Retry-After
+        until the rebalance settles); alone, they get the order as it stands.
+        """
         self.draining = True
         parked = len(self.waiters)
-        self.waiters.close()
+        self.waiters.close(moved=self.routing.another_member() is not None)
         log.info("answered parked requests", extra={"parked": parked})
 
     @contextlib.asynccontextmanager

@@ -42,9 +42,14 @@ class Routing:
         self.self_url = self_url.rstrip("/")
         self.orders_topic = orders_topic
 
-    def owner(self, order_id: str) -> Owner:
-        """The node that holds `order_id` in its orders table."""
-        if self.app.rebalancing:
+    def owner(self, order_id: str, during_rebalance: bool = False) -> Owner:
+        """The node that holds `order_id` in its orders table.
+
+        Nobody, while a rebalance is under way, unless `during_rebalance`: the
+        new assignment is already known when partitions are assigned, before
+        Faust has recovered the tables and called the rebalance complete.
+        """
+        if self.app.rebalancing and not during_rebalance:
             return Owner(None, False)
         try:
             url = str(self.app.router.key_store(ORDERS_TABLE, order_id)).rstrip("/")
@@ -78,6 +83,11 @@ class Routing:
                 return candidate
             candidate = make()
         return candidate
+
+    def another_member(self) -> str | None:
+        """The advertised URL of some other live node, or None when this node is alone."""
+        others = sorted(url for url in self.members() if url != self.self_url)
+        return others[0] if others else None
 
     def members(self) -> dict[str, list[int]]:
         """Every live member's advertised URL and the orders-table partitions it holds."""

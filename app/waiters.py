@@ -25,6 +25,10 @@ class ShuttingDown(Exception):
     """The node is stopping and parks no more requests."""
 
 
+class OrderMoved(Exception):
+    """The order's partition now belongs to another node (a rebalance, or this node stopping)."""
+
+
 class Waiter:
     """One parked request: an order id, the condition it waits for, and its future."""
 
@@ -76,9 +80,26 @@ class Waiters:
                 waiter.future.set_result(order)
                 self.remove(waiter)
 
-    def close(self) -> None:
-        """Answer every parked request now (with no new version) and park no more."""
+    def move(self, moved: Callable[[str], bool]) -> int:
+        """End the wait of every request whose order id `moved` says has left this node."""
+        count = 0
+        for order_id in [order_id for order_id in self._by_order if moved(order_id)]:
+            for waiter in tuple(self._by_order.get(order_id, ())):
+                if not waiter.future.done():
+                    waiter.future.set_exception(OrderMoved())
+                    count += 1
+                self.remove(waiter)
+        return count
+
+    def close(self, moved: bool = False) -> None:
+        """Answer every parked request now and park no more.
+
+        With `moved`, each wait ends in OrderMoved (another node will serve
+        it); otherwise with no new version.
+        """
         self._closed = True
+        if moved:
+            self.move(lambda order_id: True)
         for waiters in tuple(self._by_order.values()):
             for waiter in tuple(waiters):
                 if not waiter.future.done():
@@ -90,7 +111,7 @@ async def wait(waiter: Waiter, timeout: float, disconnected: asyncio.Future[None
     """Wait for the waiter's order, the timeout or the client leaving, whichever comes first.
 
     Returns the order version that met the condition, or None on timeout,
-    disconnect or shutdown.
+    disconnect or shutdown; raises OrderMoved when another node took the order over.
     """
     watched: set[asyncio.Future[object]] = {waiter.future}  # type: ignore[arg-type]
     if disconnected is not None:

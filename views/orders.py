@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.node import Node
 from app.orders import Condition, NewOrder, differs_from, reaches
-from app.waiters import ShuttingDown, TooManyWaiters
+from app.waiters import OrderMoved, ShuttingDown, TooManyWaiters
 from streams.commands import KafkaUnavailable
 from streams.records import ORDER_STATES, Order
 
@@ -24,7 +24,7 @@ from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
 from .problems import PROBLEM_DOCS, Problem, invalid, response_doc, unavailable
-from .routing import redirect_to_owner
+from .routing import new_home, redirect_after_move, redirect_to_owner
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -135,6 +135,11 @@ async def place_order(
             current, reached = await orders.wait_until(order.id, reaches(states), wait, gone)
     except (TooManyWaiters, ShuttingDown):
         current, reached = None, False  # the order is written: answer 202 and let the client poll
+    except OrderMoved:
+        target = new_home(node, order.id)
+        if target is not None:
+            return RedirectResponse(target + order_path(order.id) + waiting_query(request), status_code=303)
+        current, reached = None, False
     if reached and current is not None:
         return order_response(current, 201, location)
     retry = {"Retry-After": str(node.settings.retry_after_seconds)}
@@ -166,11 +171,26 @@ async def get_order(
     redirect = redirect_to_owner(request, node, order_id)
     if redirect is not None:
         return redirect
-    orders = node.orders
-    settings = node.settings
     etags = _entity_tags(if_none_match)
     prefer_wait = _prefer_wait(prefer, MAX_WAIT_SECONDS)
 
+    try:
+        return await _read_or_wait(request, node, order_id, states, timeout, etags, prefer_wait)
+    except OrderMoved:
+        return redirect_after_move(request, node, order_id)
+
+
+async def _read_or_wait(
+    request: Request,
+    node: Node,
+    order_id: str,
+    states: frozenset[str] | None,
+    timeout: float | None,
+    etags: frozenset[str],
+    prefer_wait: float | None,
+) -> Response:
+    orders = node.orders
+    settings = node.settings
     if states is not None:
         wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
         current, reached = await _wait(request, node, order_id, reaches(states), wait)

@@ -25,6 +25,22 @@ def redirect_to_owner(request: Request, node: Node, order_id: str) -> Response |
     return RedirectResponse(owner.url + path_and_query(request), status_code=307)
 
 
+def new_home(node: Node, order_id: str) -> str | None:
+    """Where a request parked here goes once the order has moved: its new owner, else another live node."""
+    owner = node.routing.owner(order_id, during_rebalance=True)
+    if owner.url is not None and not owner.is_self:
+        return owner.url
+    return node.routing.another_member()
+
+
+def redirect_after_move(request: Request, node: Node, order_id: str) -> Response:
+    """307 for a parked GET whose order moved to another node; 503 + Retry-After when there is none."""
+    target = new_home(node, order_id)
+    if target is None:
+        raise unavailable("The order's partition is moving between nodes.", node.settings.retry_after_seconds)
+    return RedirectResponse(target + path_and_query(request), status_code=307)
+
+
 def path_and_query(request: Request) -> str:
     """This request's path and query string, from the ASGI scope."""
     path: str = request.scope["path"]

@@ -1,0 +1,113 @@
+"""Parked requests across a node joining and a node leaving: redirected, never left to time out.
+
+No services run here, so orders stay CREATED and a wait for VALIDATED
+lasts until something ends it: only a rebalance can end these waits early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+
+from .conftest import new_namespace
+from .processes import Node, system_env, wait_for
+
+WAIT = {"wait_for": "VALIDATED", "timeout": "40"}
+ORDER = {"customer_id": "c1", "product": "JUMPERS", "quantity": 1, "price": 1.0}
+
+
+def cluster_size(node: Node) -> int:
+    try:
+        return len(httpx.get(f"{node.url}/v1/cluster", timeout=5).json()["nodes"])
+    except httpx.HTTPError:
+        return 0
+
+
+async def park(node: Node, order_ids: list[str]) -> list[asyncio.Task[httpx.Response]]:
+    client = httpx.AsyncClient(base_url=node.url, timeout=60)
+    tasks = [asyncio.create_task(client.get(f"/v1/orders/{order_id}", params=WAIT)) for order_id in order_ids]
+    deadline = time.monotonic() + 10
+    while node.metric("stategate_parked_requests") < len(order_ids):
+        assert time.monotonic() < deadline, "requests were not parked"
+        await asyncio.sleep(0.05)
+    return tasks
+
+
+def test_a_joining_node_takes_its_waiters_with_a_307(kafka: str, tmp_path: Path) -> None:
+    env = system_env(kafka, new_namespace("join"))
+    first = Node(tmp_path / "node-1", env, node_id="node-1").start_and_wait()
+    second = Node(tmp_path / "node-2", env, node_id="node-2")
+    try:
+        order_ids = [httpx.post(f"{first.url}/v1/orders", json=ORDER, timeout=10).json()["id"] for _ in range(40)]
+        wait_for(
+            lambda: all(httpx.get(f"{first.url}/v1/orders/{i}", timeout=5).status_code == 200 for i in order_ids),
+            20,
+            "orders in the table",
+        )
+
+        async def scenario() -> list[httpx.Response]:
+            tasks = await park(first, order_ids)
+            second.start()
+            done, pending = await asyncio.wait(tasks, timeout=15)  # the waits themselves last 40 s
+            for task in pending:
+                task.cancel()
+            return [task.result() for task in done]
+
+        answered = asyncio.run(scenario())
+        wait_for(lambda: cluster_size(first) == 2, 30, "two members")
+        moved = {i for i in order_ids if httpx.get(f"{first.url}/v1/orders/{i}", timeout=5).status_code == 307}
+        assert moved, "the joining node took no partition"
+        redirected = set()
+        for response in answered:
+            assert response.status_code == 307, response.text
+            location = response.headers["location"]
+            assert location.startswith(f"{second.url}/v1/orders/")
+            assert location.endswith("?wait_for=VALIDATED&timeout=40")
+            redirected.add(location.split("/v1/orders/")[1].split("?")[0])
+        # Every waiter whose order moved was redirected, and only those.
+        assert redirected == moved
+        for order_id in moved:  # the new owner serves them, with no further redirect
+            assert httpx.get(f"{second.url}/v1/orders/{order_id}", timeout=10).status_code == 200
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_sigterm_sends_parked_requests_to_a_live_node(kafka: str, tmp_path: Path) -> None:
+    env = system_env(kafka, new_namespace("leave"))
+    first = Node(tmp_path / "node-1", env, node_id="node-1").start_and_wait()
+    second = Node(tmp_path / "node-2", env, node_id="node-2").start_and_wait()
+    try:
+        wait_for(lambda: cluster_size(first) == cluster_size(second) == 2, 30, "two members")
+        order_ids = [httpx.post(f"{second.url}/v1/orders", json=ORDER, timeout=10).json()["id"] for _ in range(10)]
+        wait_for(
+            lambda: all(httpx.get(f"{second.url}/v1/orders/{i}", timeout=5).status_code == 200 for i in order_ids),
+            20,
+            "orders in the table",
+        )
+
+        async def scenario() -> list[httpx.Response]:
+            tasks = await park(second, order_ids)
+            assert second.process is not None
+            second.process.terminate()
+            return list(await asyncio.gather(*tasks))
+
+        responses = asyncio.run(scenario())
+        assert [r.status_code for r in responses] == [307] * len(order_ids)
+        assert all(r.headers["location"].startswith(f"{first.url}/v1/orders/") for r in responses)
+        assert second.stop() == 0
+        # Following the redirect, the survivor answers once it has taken the partitions over.
+        with httpx.Client(timeout=30) as client:
+            for order_id in order_ids:
+                wait_for(
+                    lambda oid=order_id: client.get(f"{first.url}/v1/orders/{oid}").status_code == 200,
+                    30,
+                    "the survivor to serve the order",
+                    interval=0.2,
+                )
+    finally:
+        second.stop()
+        first.stop()
