@@ -40,6 +40,15 @@ class Settings:
     partitions: int = 4
     replication_factor: int = 1
 
+    # Failover: a standby copy of each table partition on another node, and a
+    # short session so that a dead node is noticed quickly. Shorter sessions
+    # notice crashes sooner but evict a node that stalls (a long GC pause, a
+    # blocked loop) for that long.
+    standby_replicas: int = 1
+    session_timeout_seconds: float = 6.0
+    heartbeat_interval_seconds: float = 1.0
+    rebalance_timeout_seconds: float = 20.0
+
     # HTTP bounds.
     max_body_bytes: int = 64 * 1024
     max_waiters: int = 20_000

@@ -45,7 +45,10 @@ def create_faust_app(app_id: str, settings: Settings) -> faust.App:
         producer_linger=settings.producer_linger_ms / 1000.0,
         broker_commit_interval=settings.commit_interval_seconds,
         stream_wait_empty=False,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
     )
 
 

@@ -38,6 +38,8 @@ class Cluster:
         views = []
         for node in self.nodes:
             try:
+                if httpx.get(f"{node.url}/readyz", timeout=5).status_code != 200:
+                    return False  # still recovering tables or standbys
                 views.append(httpx.get(f"{node.url}/v1/cluster", timeout=5).json())
             except httpx.HTTPError:
                 return False
@@ -80,9 +82,12 @@ def test_server_made_ids_never_redirect(cluster: Cluster) -> None:
     for node in cluster.nodes:
         for _ in range(10):
             response = httpx.post(
-                f"{node.url}/v1/orders", params={"wait_for": "VALIDATED"}, json=order_body(), timeout=30
+                f"{node.url}/v1/orders",
+                params={"wait_for": "VALIDATED", "timeout": "30"},
+                json=order_body(),
+                timeout=40,
             )
-            assert response.status_code == 201, response.text
+            assert response.status_code == 201, (response.status_code, response.headers, response.text)
             assert response.headers["x-stategate-node"] == node.node_id
             assert response.json()["state"] == "VALIDATED"
 

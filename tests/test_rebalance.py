@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from .conftest import new_namespace
-from .processes import Node, system_env, wait_for
+from .processes import Node, Stategate, system_env, wait_for
 
 WAIT = {"wait_for": "VALIDATED", "timeout": "40"}
 ORDER = {"customer_id": "c1", "product": "JUMPERS", "quantity": 1, "price": 1.0}
@@ -99,15 +99,52 @@ def test_sigterm_sends_parked_requests_to_a_live_node(kafka: str, tmp_path: Path
         assert [r.status_code for r in responses] == [307] * len(order_ids)
         assert all(r.headers["location"].startswith(f"{first.url}/v1/orders/") for r in responses)
         assert second.stop() == 0
+
         # Following the redirect, the survivor answers once it has taken the partitions over.
-        with httpx.Client(timeout=30) as client:
-            for order_id in order_ids:
-                wait_for(
-                    lambda oid=order_id: client.get(f"{first.url}/v1/orders/{oid}").status_code == 200,
-                    30,
-                    "the survivor to serve the order",
-                    interval=0.2,
-                )
+        def all_served() -> bool:
+            return all(httpx.get(f"{first.url}/v1/orders/{i}", timeout=10).status_code == 200 for i in order_ids)
+
+        wait_for(all_served, 30, "the survivor to serve every order", interval=0.2)
     finally:
         second.stop()
         first.stop()
+
+
+def test_after_sigkill_the_survivor_serves_every_earlier_order(kafka: str, tmp_path: Path) -> None:
+    env = system_env(kafka, new_namespace("failover"))
+    services = Stategate("services", tmp_path / "services", env).start()
+    first = Node(tmp_path / "node-1", env, node_id="node-1").start_and_wait()
+    second = Node(tmp_path / "node-2", env, node_id="node-2").start_and_wait()
+    try:
+        wait_for(lambda: cluster_size(first) == cluster_size(second) == 2, 30, "two members")
+        first.wait_ready()
+        second.wait_ready()
+        httpx.put(f"{first.url}/v1/inventory/JUMPERS", json={"stock": 1000}, timeout=10)
+        placed = [
+            httpx.post(
+                f"{node.url}/v1/orders",
+                params={"wait_for": "VALIDATED"},
+                json={**ORDER, "customer_id": f"c{i}"},
+                timeout=30,
+            ).json()
+            for i in range(20)
+            for node in (first, second)
+        ]
+        assert [order["state"] for order in placed] == ["VALIDATED"] * len(placed)
+
+        second.kill()
+
+        def served() -> bool:
+            try:
+                return all(
+                    httpx.get(f"{first.url}/v1/orders/{order['id']}", timeout=5).json() == order for order in placed
+                )
+            except (httpx.HTTPError, ValueError):
+                return False
+
+        wait_for(served, 60, "the survivor to serve every order", interval=0.2)
+        assert cluster_size(first) == 1
+    finally:
+        second.stop()
+        first.stop()
+        services.stop()
