@@ -35,6 +35,7 @@ class Settings:
     data_dir: Path = Path("./data")
     node_id: str = field(default_factory=lambda: socket.gethostname())
     advertised_url: str = ""
+    routing: str = "redirect"  # or "proxy": forward requests to the owning node
 
     namespace: str = ""
     partitions: int = 4

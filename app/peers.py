@@ -20,14 +20,19 @@ class Peers:
         if url.rstrip("/") == self.self_url:
             return self.self_id
         if url not in self._ids:
-            if self._client is None:
-                self._client = httpx.AsyncClient(timeout=self.timeout)
             try:
-                response = await self._client.get(f"{url}/healthz")
+                response = await self.client.get(f"{url}/healthz")
                 self._ids[url] = str(response.json()["node"])
             except (httpx.HTTPError, ValueError, KeyError):
                 return None
         return self._ids[url]
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client for requests to other nodes."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, limits=httpx.Limits(max_connections=1000))
+        return self._client
 
     async def close(self) -> None:
         """Close the HTTP client."""

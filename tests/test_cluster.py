@@ -18,9 +18,9 @@ PARTITIONS = 4
 class Cluster:
     """Two gateway nodes and the services in one namespace."""
 
-    def __init__(self, root: Path, bootstrap: str) -> None:
+    def __init__(self, root: Path, bootstrap: str, **env: str) -> None:
         self.namespace = new_namespace("cluster")
-        self.env = system_env(bootstrap, self.namespace)
+        self.env = system_env(bootstrap, self.namespace, **env)
         self.services = Stategate("services", root / "services", self.env)
         self.nodes = [Node(root / f"node-{i}", self.env, node_id=f"node-{i}") for i in (1, 2)]
 
@@ -161,3 +161,54 @@ def test_redirects_ignore_host_and_forwarded_headers(cluster: Cluster) -> None:
         if response.status_code == 307:
             assert "evil" not in response.headers["location"]
             assert response.headers["location"].startswith(tuple(n.url for n in cluster.nodes))
+
+
+@pytest.fixture(scope="module")
+def proxy_cluster(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = Cluster(tmp_path_factory.mktemp("proxy"), kafka, STATEGATE_ROUTING="proxy").start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_proxy_mode_forwards_a_post_with_its_body_to_the_owner(proxy_cluster: Cluster) -> None:
+    first, second = proxy_cluster.nodes
+    httpx.put(f"{first.url}/v1/inventory/STOCKINGS", json={"stock": 1000}, timeout=10)
+    forwarded = []
+    for _ in range(40):  # client ids land on both nodes' partitions; keep those the second node owns
+        order_id = f"client-{uuid.uuid4().hex}"
+        body = {
+            "id": order_id,
+            "customer_id": f"c-{order_id[-6:]}",
+            "product": "STOCKINGS",
+            "quantity": 3,
+            "price": 4.5,
+        }
+        response = httpx.post(
+            f"{first.url}/v1/orders", params={"wait_for": "VALIDATED", "timeout": "20"}, json=body, timeout=40
+        )
+        assert response.status_code == 201, (response.status_code, response.text)  # never 303 in proxy mode
+        assert {k: response.json()[k] for k in body} == body  # the body reached the owner intact
+        assert response.json()["state"] == "VALIDATED"
+        if response.headers.get("x-stategate-forwarded-to") == second.url:
+            forwarded.append(order_id)
+        if len(forwarded) == 3:
+            break
+    assert len(forwarded) == 3, "no POST was forwarded to the owner"
+    for order_id in forwarded:  # reads through either node answer 200, never 307
+        for node in proxy_cluster.nodes:
+            read = httpx.get(f"{node.url}/v1/orders/{order_id}", timeout=10)
+            assert read.status_code == 200
+            assert read.json()["id"] == order_id
+
+
+def test_proxy_mode_long_polls_through_the_non_owner(proxy_cluster: Cluster) -> None:
+    first, second = proxy_cluster.nodes
+    ids = [httpx.post(f"{second.url}/v1/orders", json=order_body(), timeout=10).json()["id"] for _ in range(10)]
+    for order_id in ids:
+        response = httpx.get(
+            f"{first.url}/v1/orders/{order_id}", params={"wait_for": "CREATED", "timeout": "5"}, timeout=15
+        )
+        assert response.status_code == 200
+        assert response.json()["id"] == order_id

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import RedirectResponse, Response
 
 from app.node import Node
-from app.orders import Condition, NewOrder, differs_from, reaches
+from app.orders import Condition, NewOrder, differs_from, order_id_for, reaches
 from app.waiters import OrderMoved, ShuttingDown, TooManyWaiters
 from streams.commands import KafkaUnavailable
 from streams.records import ORDER_STATES, Order
@@ -24,7 +24,8 @@ from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
 from .problems import PROBLEM_DOCS, Problem, invalid, response_doc, unavailable
-from .routing import new_home, redirect_after_move, redirect_to_owner
+from .proxy import forward, proxying
+from .routing import after_move, new_home, to_owner
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -113,6 +114,11 @@ async def place_order(
     body = await json_body(request, OrderIn)
     orders = node.orders
     new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
+    wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
+    if proxying(node) and (body.id or idempotency_key):
+        owner = node.routing.owner(body.id or order_id_for(idempotency_key or ""))
+        if owner.url is not None and not owner.is_self:
+            return await forward(request, node, owner.url, wait)  # the owner writes it and waits
     try:
         order, _replayed = await orders.place(new, idempotency_key)
     except KafkaUnavailable as exc:
@@ -121,15 +127,13 @@ async def place_order(
     owner = node.routing.owner(order.id)
     if not owner.is_self and owner.url is not None:
         # Written; the owner's table will show it. Send the client there to wait.
-        owner_url = owner.url + order_path(order.id)
         if states is None:
-            return order_response(order, 202, {"Location": owner_url})
-        return RedirectResponse(owner_url + waiting_query(request), status_code=303)
+            return order_response(order, 202, {"Location": owner.url + order_path(order.id)})
+        return await _wait_elsewhere(request, node, owner.url, order.id, wait)
     location = {"Location": order_path(order.id)}
     if states is None or owner.unknown:
         retry = {} if states is None else {"Retry-After": str(node.settings.retry_after_seconds)}
         return order_response(order, 202, {**location, **retry})
-    wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
     try:
         async with client_disconnect(request) as gone:
             current, reached = await orders.wait_until(order.id, reaches(states), wait, gone)
@@ -138,12 +142,23 @@ async def place_order(
     except OrderMoved:
         target = new_home(node, order.id)
         if target is not None:
-            return RedirectResponse(target + order_path(order.id) + waiting_query(request), status_code=303)
+            return await _wait_elsewhere(request, node, target, order.id, wait)
         current, reached = None, False
     if reached and current is not None:
         return order_response(current, 201, location)
     retry = {"Retry-After": str(node.settings.retry_after_seconds)}
     return order_response(current or order, 202, {**location, **retry})
+
+
+async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: str, wait: float) -> Response:
+    """303 to the order's GET URL on `target`, wait parameters kept; in proxy mode, that GET's answer."""
+    path = order_path(order_id) + waiting_query(request)
+    if not proxying(node):
+        return RedirectResponse(target + path, status_code=303)
+    answer = await forward(request, node, target, wait, path=path)
+    if answer.status_code == 200:
+        answer.status_code = 201  # reached, as the POST would have answered
+    return answer
 
 
 @router.get(
@@ -168,16 +183,16 @@ async def get_order(
 ) -> Response:
     """The order; with `wait_for`, or `If-None-Match` and `Prefer: wait=N`, a long-poll."""
     states = wanted_states(wait_for)
-    redirect = redirect_to_owner(request, node, order_id)
-    if redirect is not None:
-        return redirect
     etags = _entity_tags(if_none_match)
     prefer_wait = _prefer_wait(prefer, MAX_WAIT_SECONDS)
-
+    budget = (DEFAULT_WAIT_SECONDS if timeout is None else timeout) if states else (prefer_wait or 0.0)
+    elsewhere = await to_owner(request, node, order_id, budget)
+    if elsewhere is not None:
+        return elsewhere
     try:
         return await _read_or_wait(request, node, order_id, states, timeout, etags, prefer_wait)
     except OrderMoved:
-        return redirect_after_move(request, node, order_id)
+        return await after_move(request, node, order_id, budget)
 
 
 async def _read_or_wait(

@@ -1,4 +1,4 @@
-"""Sending a request for an order to the node that owns it."""
+"""Sending a request for an order to the node that owns it: a redirect, or (proxy mode) a forward."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from app.node import Node
 from .problems import unavailable
 
 
-def redirect_to_owner(request: Request, node: Node, order_id: str) -> Response | None:
-    """307 to the owner's advertised URL, same path and query; None when this node owns the order.
+async def to_owner(request: Request, node: Node, order_id: str, budget: float) -> Response | None:
+    """307 to the owner's advertised URL (same path and query), or the owner's answer in proxy mode.
 
-    While no node owns the key (a rebalance), 503 + Retry-After. The target
-    is a live member's advertised URL from Faust's table metadata, and the
-    path and query are this request's own: no header goes into it.
+    None when this node owns the order. While no node owns the key (a
+    rebalance), 503 + Retry-After. The target is a live member's advertised
+    URL from Faust's table metadata; no request header goes into it.
     """
     owner = node.routing.owner(order_id)
     if owner.is_self:
         return None
     if owner.url is None:
         raise unavailable("The order's partition is moving between nodes.", node.settings.retry_after_seconds)
-    return RedirectResponse(owner.url + path_and_query(request), status_code=307)
+    return await _send(request, node, owner.url, budget)
 
 
 def new_home(node: Node, order_id: str) -> str | None:
@@ -33,11 +33,19 @@ def new_home(node: Node, order_id: str) -> str | None:
     return node.routing.another_member()
 
 
-def redirect_after_move(request: Request, node: Node, order_id: str) -> Response:
-    """307 for a parked GET whose order moved to another node; 503 + Retry-After when there is none."""
+async def after_move(request: Request, node: Node, order_id: str, budget: float) -> Response:
+    """For a parked request whose order moved: 307 (or forward) to its new home; 503 when there is none."""
     target = new_home(node, order_id)
     if target is None:
         raise unavailable("The order's partition is moving between nodes.", node.settings.retry_after_seconds)
+    return await _send(request, node, target, budget)
+
+
+async def _send(request: Request, node: Node, target: str, budget: float) -> Response:
+    if node.settings.routing == "proxy":
+        from .proxy import forward
+
+        return await forward(request, node, target, budget)
     return RedirectResponse(target + path_and_query(request), status_code=307)
 
 
