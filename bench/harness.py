@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -32,34 +33,62 @@ def broker(data_dir: Path) -> Iterator[str]:
         yield kafka.bootstrap
 
 
+@dataclass
+class Deployment:
+    """The processes of one benchmark run, in a namespace of their own."""
+
+    namespace: str
+    nodes: list[tuple[str, subprocess.Popen[bytes]]]
+    environment: dict[str, str]
+
+
 @contextmanager
-def gateway(bootstrap: str, data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A node and the services in a fresh namespace; yields the node's URL and process."""
-    port = free_port()
+def deployment(
+    bootstrap: str, data_dir: Path, nodes: int = 1, services: bool = True, env: dict[str, str] | None = None
+) -> Iterator[Deployment]:
+    """Gateway nodes (and the services) in a fresh namespace, stopped on exit."""
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
     environment = {
         **os.environ,
         "STATEGATE_BROKER": bootstrap,
-        "STATEGATE_NAMESPACE": f"bench-{uuid.uuid4().hex[:6]}",
+        "STATEGATE_NAMESPACE": namespace,
         "STATEGATE_LOG_LEVEL": "WARNING",
-        **env,
+        **(env or {}),
     }
     logs = open(data_dir / "processes.log", "ab")
-    services = subprocess.Popen(
-        [*stategate_command("services"), "--data-dir", str(data_dir / "services")],
-        env=environment, stdout=logs, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    node = subprocess.Popen(
-        [*stategate_command("node"), "--port", str(port), "--node-id", "bench-1", "--data-dir", str(data_dir / "node")],
-        env=environment, stdout=logs, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [*stategate_command(args[0]), *args[1:]], env=environment, stdout=logs, stderr=subprocess.STDOUT
+        )
+        processes.append(process)
+        return process
+
     try:
-        wait_until_ready(url, node)
-        yield url, node
+        if services:
+            start("services", "--data-dir", str(data_dir / "services"))
+        started = []
+        for i in range(1, nodes + 1):
+            port = free_port()
+            node = start(
+                "node", "--port", str(port), "--node-id", f"bench-{i}", "--data-dir", str(data_dir / f"node-{i}")
+            )
+            started.append((f"http://127.0.0.1:{port}", node))
+        for url, node in started:
+            wait_until_ready(url, node)
+        yield Deployment(namespace, started, environment)
     finally:
-        for process in (node, services):
+        for process in reversed(processes):
             terminate(process, 30)
         logs.close()
+
+
+@contextmanager
+def gateway(bootstrap: str, data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """One node and the services; yields the node's URL and process."""
+    with deployment(bootstrap, data_dir, env=env) as running:
+        yield running.nodes[0]
 
 
 def stategate_command(command: str) -> list[str]:
