@@ -43,6 +43,21 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"{url} was not ready within {timeout:.0f}s")
 
 
+def wait_until_settled(urls: list[str], timeout: float = START_TIMEOUT_SECONDS) -> None:
+    """Wait until every node sees all the others and is ready (the last join's rebalance is over)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            members = [len(json.load(urllib.request.urlopen(f"{u}/v1/cluster", timeout=2))["nodes"]) for u in urls]
+            ready = all(urllib.request.urlopen(f"{u}/readyz", timeout=2).status == 200 for u in urls)
+        except OSError:
+            members, ready = [], False
+        if ready and members == [len(urls)] * len(urls):
+            return
+        time.sleep(0.2)  # polling child processes' start-up
+    raise RuntimeError(f"the nodes did not settle within {timeout:.0f}s")
+
+
 def put_stock(url: str, product: str, stock: int) -> None:
     """PUT a product's stock level through the gateway."""
     request = urllib.request.Request(
@@ -79,6 +94,7 @@ def run_dev(
         children.extend(nodes.values())
         for node_url, node in nodes.items():
             wait_until_ready(node_url, node)
+        wait_until_settled(list(nodes))
         url = next(iter(nodes))
         for product, stock in DEMO_STOCK.items():
             put_stock(url, product, stock)

@@ -97,7 +97,7 @@ def test_get_on_a_non_owner_redirects_to_the_owner_for_every_key(cluster: Cluste
     ids = [
         httpx.post(f"{node.url}/v1/orders", json=order_body(), timeout=10).json()["id"]
         for node in (first, second)
-        for _ in range(50)
+        for _ in range(100)
     ]
     for order_id in ids:
         answers = {}

@@ -75,7 +75,7 @@ def test_stategate_dev_runs_two_nodes_and_places_a_validated_order(tmp_path: Pat
     try:
         wait_for(lambda: "stategate dev is ready" in log.read_text(), 120, "stategate dev to be ready", interval=0.2)
         response = httpx.post(
-            f"http://127.0.0.1:{port}/v1/orders?wait_for=VALIDATED",
+            f"http://127.0.0.1:{port}/v1/orders?wait_for=VALIDATED&timeout=30",
             content=b'{"customer_id":"c1","product":"JUMPERS","quantity":2,"price":9.5}',
             timeout=30,
         )

@@ -26,6 +26,17 @@ def cluster_size(node: Node) -> int:
         return 0
 
 
+def place_created(node: Node, count: int) -> list[str]:
+    """Place `count` orders on `node` and wait until its table holds them all."""
+    order_ids = [httpx.post(f"{node.url}/v1/orders", json=ORDER, timeout=10).json()["id"] for _ in range(count)]
+    wait_for(
+        lambda: all(httpx.get(f"{node.url}/v1/orders/{i}", timeout=5).status_code == 200 for i in order_ids),
+        20,
+        "orders in the table",
+    )
+    return order_ids
+
+
 async def park(node: Node, order_ids: list[str]) -> list[asyncio.Task[httpx.Response]]:
     client = httpx.AsyncClient(base_url=node.url, timeout=60)
     tasks = [asyncio.create_task(client.get(f"/v1/orders/{order_id}", params=WAIT)) for order_id in order_ids]
@@ -41,12 +52,7 @@ def test_a_joining_node_takes_its_waiters_with_a_307(kafka: str, tmp_path: Path)
     first = Node(tmp_path / "node-1", env, node_id="node-1").start_and_wait()
     second = Node(tmp_path / "node-2", env, node_id="node-2")
     try:
-        order_ids = [httpx.post(f"{first.url}/v1/orders", json=ORDER, timeout=10).json()["id"] for _ in range(40)]
-        wait_for(
-            lambda: all(httpx.get(f"{first.url}/v1/orders/{i}", timeout=5).status_code == 200 for i in order_ids),
-            20,
-            "orders in the table",
-        )
+        order_ids = place_created(first, 40)
 
         async def scenario() -> list[httpx.Response]:
             tasks = await park(first, order_ids)
@@ -82,12 +88,7 @@ def test_sigterm_sends_parked_requests_to_a_live_node(kafka: str, tmp_path: Path
     second = Node(tmp_path / "node-2", env, node_id="node-2").start_and_wait()
     try:
         wait_for(lambda: cluster_size(first) == cluster_size(second) == 2, 30, "two members")
-        order_ids = [httpx.post(f"{second.url}/v1/orders", json=ORDER, timeout=10).json()["id"] for _ in range(10)]
-        wait_for(
-            lambda: all(httpx.get(f"{second.url}/v1/orders/{i}", timeout=5).status_code == 200 for i in order_ids),
-            20,
-            "orders in the table",
-        )
+        order_ids = place_created(second, 10)
 
         async def scenario() -> list[httpx.Response]:
             tasks = await park(second, order_ids)
