@@ -28,8 +28,9 @@ def test_openapi_documents_the_contract(system: System) -> None:
     paths = spec["paths"]
     post = paths["/v1/orders"]["post"]
     get = paths["/v1/orders/{order_id}"]["get"]
-    assert {"201", "202", "413", "422", "503"} <= set(post["responses"])
-    assert {"200", "202", "304", "404", "422"} <= set(get["responses"])
+    assert {"201", "202", "303", "413", "422", "503"} <= set(post["responses"])
+    assert {"200", "202", "304", "307", "404", "422", "503"} <= set(get["responses"])
+    assert "/v1/cluster" in paths
     assert set(post["requestBody"]["content"]["application/json"]["schema"]["required"]) == {
         "customer_id",
         "product",

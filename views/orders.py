@@ -99,6 +99,7 @@ def order_path(order_id: str) -> str:
         202: response_doc(
             "Accepted; the order as it stands (no wait_for, or the timeout passed).", Location="order URL"
         ),
+        303: response_doc("Written; another node owns the order: wait there.", Location="the owner's GET URL"),
         **PROBLEM_DOCS,
     },
 )
@@ -168,6 +169,7 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
         200: response_doc("The order (reached the wanted state, or changed).", ETag="the order version"),
         202: response_doc("wait_for timed out; the order as it stands.", **{"Retry-After": "seconds"}),
         304: response_doc("If-None-Match still matches (after Prefer: wait=N)."),
+        307: response_doc("Another node owns the order.", Location="the owner's URL, same path and query"),
         404: response_doc("Unknown order (problem+json)."),
         **PROBLEM_DOCS,
     },
