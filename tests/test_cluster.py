@@ -16,13 +16,13 @@ PARTITIONS = 4
 
 
 class Cluster:
-    """Two gateway nodes and the services in one namespace."""
+    """Gateway nodes (two unless told) and the services in one namespace."""
 
-    def __init__(self, root: Path, bootstrap: str, **env: str) -> None:
+    def __init__(self, root: Path, bootstrap: str, size: int = 2, **env: str) -> None:
         self.namespace = new_namespace("cluster")
         self.env = system_env(bootstrap, self.namespace, **env)
         self.services = Stategate("services", root / "services", self.env)
-        self.nodes = [Node(root / f"node-{i}", self.env, node_id=f"node-{i}") for i in (1, 2)]
+        self.nodes = [Node(root / f"node-{i}", self.env, node_id=f"node-{i}") for i in range(1, size + 1)]
 
     def start(self) -> Cluster:
         self.services.start()
@@ -34,7 +34,7 @@ class Cluster:
         return self
 
     def settled(self) -> bool:
-        """Every node reports the same two members, which share all partitions."""
+        """Every node reports the same members, all of them, which share all partitions."""
         views = []
         for node in self.nodes:
             try:
@@ -45,7 +45,8 @@ class Cluster:
                 return False
         members = [sorted((n["url"], tuple(n["partitions"])) for n in v["nodes"]) for v in views]
         owned = sorted(p for n in views[0]["nodes"] for p in n["partitions"])
-        return members[0] == members[1] and len(members[0]) == 2 and owned == list(range(PARTITIONS))
+        same = all(m == members[0] for m in members)
+        return same and len(members[0]) == len(self.nodes) and owned == list(range(PARTITIONS))
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -212,3 +213,19 @@ def test_proxy_mode_long_polls_through_the_non_owner(proxy_cluster: Cluster) -> 
         )
         assert response.status_code == 200
         assert response.json()["id"] == order_id
+
+
+def test_three_nodes_agree_on_the_owner_of_every_key(kafka: str, tmp_path: Path) -> None:
+    three = Cluster(tmp_path, kafka, size=3).start()
+    try:
+        ids = [f"key-{uuid.uuid4().hex}" for _ in range(200)]
+        for order_id in ids:
+            answers = [httpx.get(f"{node.url}/v1/orders/{order_id}", timeout=10) for node in three.nodes]
+            # The owner answers itself (404: no such order yet); every other node redirects to it.
+            owners = [node for node, r in zip(three.nodes, answers, strict=True) if r.status_code == 404]
+            assert len(owners) == 1, [r.status_code for r in answers]
+            for response in answers:
+                if response.status_code == 307:
+                    assert response.headers["location"] == f"{owners[0].url}/v1/orders/{order_id}"
+    finally:
+        three.stop()
