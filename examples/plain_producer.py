@@ -3,7 +3,7 @@
     python examples/plain_producer.py --broker 127.0.0.1:9092 \\
         '{"id": "plain-1", "customer_id": "c9", "product": "JUMPERS", "quantity": 0, "price": 9.5}'
 
-Then watch it: curl 'localhost:8080/v1/orders/plain-1?wait_for=VALIDATED'
+Then watch it: curl -L 'localhost:8080/v1/orders/plain-1?wait_for=VALIDATED'
 (quantity 0 fails ORDER_DETAILS_CHECK, which the HTTP API would refuse with 422).
 The record's key is the order id as UTF-8; the value is the order's JSON.
 """
