@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +105,3 @@ def _coerce(type_name: Any, raw: str) -> Any:
     if kind == "Path":
         return Path(raw)
     return raw
-
-
-def as_dict(settings: Settings) -> Mapping[str, Any]:
-    """Settings as plain values, for logging at start-up."""
-    return {k: str(v) for k, v in dataclasses.asdict(settings).items()}

@@ -83,8 +83,8 @@ class OrderService:
         """The newest version of an order known to this node."""
         return self.table.get(order_id) or self._written.get(order_id)
 
-    async def place(self, new: NewOrder, idempotency_key: str | None = None) -> tuple[Order, bool]:
-        """Write a CREATED order to Kafka; returns it and whether it already existed.
+    async def place(self, new: NewOrder, idempotency_key: str | None = None) -> Order:
+        """Write a CREATED order to Kafka and return it.
 
         The same client id or Idempotency-Key never makes a second order: the
         first one is returned instead. Raises KafkaUnavailable when Kafka does
@@ -93,10 +93,10 @@ class OrderService:
         order_id = new.id or (order_id_for(idempotency_key) if idempotency_key else self.new_id())
         existing = self.lookup(order_id)
         if existing is not None:
-            return existing, True
+            return existing
         in_flight = self._in_flight.get(order_id)
         if in_flight is not None:
-            return await asyncio.shield(in_flight), True
+            return await asyncio.shield(in_flight)
 
         now = utc_now()
         order = Order(
@@ -124,7 +124,7 @@ class OrderService:
         written.set_result(order)
         self._remember(order)
         log.debug("order placed", extra={"order_id": order_id})
-        return order, False
+        return order
 
     async def wait_until(
         self,

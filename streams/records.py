@@ -10,15 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-OrderState = Literal["CREATED", "VALIDATED", "FAILED"]
 ORDER_STATES: tuple[str, ...] = ("CREATED", "VALIDATED", "FAILED")
 TERMINAL_STATES: frozenset[str] = frozenset({"VALIDATED", "FAILED"})
 
-CheckType = Literal["ORDER_DETAILS_CHECK", "INVENTORY_CHECK", "FRAUD_CHECK"]
 CHECK_TYPES: tuple[str, ...] = ("ORDER_DETAILS_CHECK", "INVENTORY_CHECK", "FRAUD_CHECK")
 PASS, FAIL = "PASS", "FAIL"
 

@@ -121,7 +121,7 @@ async def place_order(
         if owner.url is not None and not owner.is_self:
             return await forward(request, node, owner.url, wait)  # the owner writes it and waits
     try:
-        order, _replayed = await orders.place(new, idempotency_key)
+        order = await orders.place(new, idempotency_key)
     except KafkaUnavailable as exc:
         node.metrics.commands_failed.inc()
         raise unavailable(str(exc), node.settings.retry_after_seconds) from None
