@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, cast
 
 import uvicorn
@@ -143,13 +143,15 @@ def create_server(settings: Settings) -> NodeServer:
             yield
 
     config = uvicorn.Config(
-        _with_lifespan(api, lifespan_app),
+        _WithLifespan(api, lifespan_app),
+        interface="asgi3",
         host=settings.host,
         port=settings.port,
         loop="none",
         lifespan="on",
         access_log=False,
         log_config=None,
+        proxy_headers=False,  # the client address is never taken from X-Forwarded-For
         timeout_graceful_shutdown=int(settings.drain_seconds),
         timeout_keep_alive=30,
         limit_concurrency=settings.max_waiters + 1000,
@@ -157,17 +159,27 @@ def create_server(settings: Settings) -> NodeServer:
     return NodeServer(config, node)
 
 
-def _with_lifespan(asgi_app: Any, lifespan: Any) -> Any:
-    """Run `lifespan()` around the ASGI app's life; pass everything else through."""
+class _WithLifespan:
+    """Runs `lifespan()` around the ASGI app's life; passes every other scope straight through.
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            await asgi_app(scope, receive, send)
-            return
+    A plain callable returning the app's coroutine rather than a coroutine
+    of its own, so that a parked request carries no extra frame.
+    """
+
+    def __init__(self, app: Any, lifespan: Any) -> None:
+        self.app = app
+        self.lifespan = lifespan
+
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        if scope["type"] == "lifespan":
+            return self._run_lifespan(receive, send)
+        return cast(Awaitable[None], self.app(scope, receive, send))
+
+    async def _run_lifespan(self, receive: Any, send: Any) -> None:
         message = await receive()
         assert message["type"] == "lifespan.startup"
         try:
-            async with lifespan():
+            async with self.lifespan():
                 await send({"type": "lifespan.startup.complete"})
                 message = await receive()
         except Exception as exc:
@@ -175,8 +187,6 @@ def _with_lifespan(asgi_app: Any, lifespan: Any) -> Any:
             await send({"type": "lifespan.startup.failed", "message": repr(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
-
-    return app
 
 
 def run_node(settings: Settings) -> None:

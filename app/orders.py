@@ -7,6 +7,7 @@ views/orders.py ─► OrderService.place ─► CommandProducer ─► `orders`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections import OrderedDict
@@ -40,7 +41,12 @@ class NewOrder:
 
 def reaches(states: Iterable[str]) -> Condition:
     """The order is in one of `states`, or in a terminal state that rules them out."""
-    wanted = frozenset(states)
+    return _reaches(frozenset(states))
+
+
+@functools.lru_cache(maxsize=64)
+def _reaches(wanted: frozenset[str]) -> Condition:
+    # One condition per set of states, shared by every waiter that waits for it.
     return lambda order: order.state in wanted or order.is_terminal
 
 
@@ -145,11 +151,7 @@ class OrderService:
             return current, True
         if timeout <= 0:
             return current, False
-        waiter = self.waiters.park(order_id, condition)
-        try:
-            reached = await wait(waiter, timeout, disconnected)
-        finally:
-            self.waiters.remove(waiter)
+        reached = await wait(self.waiters, order_id, condition, timeout, disconnected)
         if reached is not None:
             return reached, True
         return self.lookup(order_id), False

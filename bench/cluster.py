@@ -177,7 +177,20 @@ def main() -> None:
     parser.add_argument("--failover-orders", type=int, default=200, help="orders of the killed node in (c)")
     parser.add_argument("--parked", type=int, default=10_000, help="parked long-polls in (d)")
     parser.add_argument("--probes", type=int, default=100, help="of which woken one at a time in (d)")
+    parser.add_argument("--parked-only", action="store_true", help="measure (d) alone, print its JSON")
     args = parser.parse_args()
+    if args.parked_only:
+        with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp, broker(Path(tmp)) as bootstrap:
+            with deployment(bootstrap, Path(tmp), nodes=1, services=False) as alone:
+                url, process = alone.nodes[0]
+                topic = f"{alone.namespace}.orders"
+                print(
+                    json.dumps(
+                        asyncio.run(parked_long_polls(url, process.pid, bootstrap, topic, args.parked, args.probes)),
+                        indent=2,
+                    )
+                )
+        return
 
     with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp:
         data = Path(tmp)

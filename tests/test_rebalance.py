@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
 
 from .conftest import new_namespace
 from .processes import Node, Stategate, system_env, wait_for
@@ -149,3 +151,46 @@ def test_after_sigkill_the_survivor_serves_every_earlier_order(kafka: str, tmp_p
         second.stop()
         first.stop()
         services.stop()
+
+
+def test_waiters_parked_on_a_survivor_outlive_a_sigkill_and_get_their_answer(kafka: str, tmp_path: Path) -> None:
+    namespace = new_namespace("parked-kill")
+    env = system_env(kafka, namespace)
+    first = Node(tmp_path / "node-1", env, node_id="node-1").start_and_wait()
+    second = Node(tmp_path / "node-2", env, node_id="node-2").start_and_wait()
+    try:
+        wait_for(lambda: cluster_size(first) == cluster_size(second) == 2, 30, "two members")
+        kept = place_created(first, 10)  # server-made ids: owned by the node that made them
+        lost = place_created(second, 10)
+        orders = {i: httpx.get(f"{first.url}/v1/orders/{i}", timeout=5).json() for i in kept}
+        orders |= {i: httpx.get(f"{second.url}/v1/orders/{i}", timeout=5).json() for i in lost}
+
+        async def scenario() -> tuple[list[httpx.Response], list[BaseException | httpx.Response]]:
+            on_first = await park(first, kept)
+            on_second = await park(second, lost)
+            second.kill()
+            # The killed node's clients lose their connection: nothing on the server can answer them.
+            dropped = await asyncio.gather(*on_second, return_exceptions=True)
+            await asyncio.to_thread(wait_for, lambda: cluster_size(first) == 1, 30, "the survivor alone")
+            # Every order changes now; the waits parked on the survivor are still there to hear it.
+            producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+            await producer.start()
+            try:
+                for order_id, order in orders.items():
+                    validated = {**order, "state": "VALIDATED", "version": order["version"] + 1}
+                    await producer.send_and_wait(f"{namespace}.orders", order_id.encode(), orjson.dumps(validated))
+            finally:
+                await producer.stop()
+            answered = await asyncio.wait_for(asyncio.gather(*on_first), 30)  # the waits would last 40 s
+            return list(answered), dropped
+
+        answered, dropped = asyncio.run(scenario())
+        assert all(isinstance(result, httpx.TransportError) for result in dropped), dropped
+        assert [(r.status_code, r.json()["state"]) for r in answered] == [(200, "VALIDATED")] * len(kept)
+        # The killed node's clients, asking again, are answered by the survivor.
+        for order_id in lost:
+            again = httpx.get(f"{first.url}/v1/orders/{order_id}", params=WAIT, timeout=45)
+            assert (again.status_code, again.json()["state"]) == (200, "VALIDATED")
+    finally:
+        second.stop()
+        first.stop()

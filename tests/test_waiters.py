@@ -6,60 +6,119 @@ import asyncio
 
 import pytest
 
-from app.orders import differs_from, reaches
-from app.waiters import ShuttingDown, TooManyWaiters, Waiters, wait
+from app.orders import Condition, differs_from, reaches
+from app.waiters import Ending, OrderMoved, Outcome, ShuttingDown, TooManyWaiters, Waiter, Waiters, wait
 from streams.records import Order
 
 
-def order(state: str = "CREATED", version: int = 1) -> Order:
-    return Order("o1", "c1", "P", 1, 1.0, state=state, version=version)
+def order(state: str = "CREATED", version: int = 1, order_id: str = "o1") -> Order:
+    return Order(order_id, "c1", "P", 1, 1.0, state=state, version=version)
 
 
-async def test_publish_wakes_only_waiters_whose_condition_holds() -> None:
+class Told(Waiter):
+    """A waiter that remembers what it was told."""
+
+    __slots__ = ("outcomes", "told")
+
+    def __init__(self, order_id: str = "o1", condition: Condition = reaches({"VALIDATED"})) -> None:
+        super().__init__(order_id, condition)
+        self.outcomes: list[Outcome] = []
+        self.told = asyncio.Event()
+
+    def notify(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.told.set()
+
+
+def test_publish_tells_only_waiters_whose_condition_holds_and_only_once() -> None:
     waiters = Waiters(limit=10)
-    validated = waiters.park("o1", reaches({"VALIDATED"}))
-    changed = waiters.park("o1", differs_from({'"1"'}))
-    other = waiters.park("o2", reaches({"VALIDATED"}))
+    validated, changed, other = Told(), Told(condition=differs_from({'"1"'})), Told("o2")
+    for waiter in (validated, changed, other):
+        waiters.park(waiter)
 
     waiters.publish(order("CREATED", 1))
-    assert not validated.future.done() and not changed.future.done()
+    assert validated.outcomes == [] and changed.outcomes == []
 
     waiters.publish(order("CREATED", 2))
-    assert changed.future.result() == order("CREATED", 2)
-    assert not validated.future.done()
+    assert changed.outcomes == [order("CREATED", 2)]
+    assert validated.outcomes == []
 
     waiters.publish(order("FAILED", 3))  # terminal: VALIDATED is out of reach
-    assert validated.future.result() == order("FAILED", 3)
-    assert not other.future.done()
+    assert validated.outcomes == [order("FAILED", 3)]
+    assert changed.outcomes == [order("CREATED", 2)]
+    assert other.outcomes == []
     assert len(waiters) == 1
 
 
-async def test_wait_times_out_and_the_waiter_can_be_removed_twice() -> None:
+def test_move_tells_the_waiters_of_moved_orders_only() -> None:
     waiters = Waiters(limit=10)
-    waiter = waiters.park("o1", reaches({"VALIDATED"}))
-    assert await wait(waiter, 0.01, None) is None
-    waiters.remove(waiter)
-    waiters.remove(waiter)
+    gone, stays = Told("o1"), Told("o2")
+    waiters.park(gone)
+    waiters.park(stays)
+
+    assert waiters.move(lambda order_id: order_id == "o1") == 1
+    assert gone.outcomes == [Ending.MOVED]
+    assert stays.outcomes == []
+    assert len(waiters) == 1
+
+
+async def test_deadlines_end_waits_in_order_and_removed_waiters_are_not_told() -> None:
+    waiters = Waiters(limit=10)
+    soon, later, removed, no_deadline = Told("o1"), Told("o2"), Told("o3"), Told("o4")
+    waiters.park(later, timeout=0.3)
+    waiters.park(soon, timeout=0.05)
+    waiters.park(removed, timeout=0.05)
+    waiters.park(no_deadline)
+    assert waiters.remove(removed)
+
+    await asyncio.wait_for(soon.told.wait(), 5)
+    assert soon.outcomes == [Ending.TIMED_OUT]
+    assert later.outcomes == []
+    await asyncio.wait_for(later.told.wait(), 5)
+    assert later.outcomes == [Ending.TIMED_OUT]
+    assert removed.outcomes == [] and no_deadline.outcomes == []
+    assert len(waiters) == 1
+
+
+async def test_wait_times_out_and_leaves_nothing_parked() -> None:
+    waiters = Waiters(limit=10)
+    assert await wait(waiters, "o1", reaches({"VALIDATED"}), 0.01, None) is None
+    assert len(waiters) == 0
+
+
+async def test_wait_returns_the_version_that_met_the_condition() -> None:
+    waiters = Waiters(limit=10)
+    asyncio.get_running_loop().call_soon(waiters.publish, order("VALIDATED", 2))
+    assert await wait(waiters, "o1", reaches({"VALIDATED"}), 30, None) == order("VALIDATED", 2)
+
+
+async def test_wait_raises_order_moved_when_the_order_leaves() -> None:
+    waiters = Waiters(limit=10)
+    asyncio.get_running_loop().call_soon(waiters.move, lambda order_id: True)
+    with pytest.raises(OrderMoved):
+        await wait(waiters, "o1", reaches({"VALIDATED"}), 30, None)
     assert len(waiters) == 0
 
 
 async def test_wait_ends_when_the_client_disconnects() -> None:
     waiters = Waiters(limit=10)
-    waiter = waiters.park("o1", reaches({"VALIDATED"}))
     gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().call_later(0.01, gone.set_result, None)
-    assert await wait(waiter, 30, gone) is None
+    assert await wait(waiters, "o1", reaches({"VALIDATED"}), 30, gone) is None
+    assert len(waiters) == 0
 
 
-async def test_the_cap_and_shutdown_refuse_new_waiters() -> None:
+def test_the_cap_and_shutdown_refuse_new_waiters() -> None:
     waiters = Waiters(limit=2)
-    first = waiters.park("o1", reaches({"VALIDATED"}))
-    waiters.park("o2", reaches({"VALIDATED"}))
+    first = Told("o1")
+    waiters.park(first)
+    waiters.park(Told("o2"))
     with pytest.raises(TooManyWaiters):
-        waiters.park("o3", reaches({"VALIDATED"}))
+        waiters.park(Told("o3"))
 
     waiters.close()
-    assert first.future.result() is None
+    assert first.outcomes == [Ending.CLOSED]
     assert len(waiters) == 0
+    assert not waiters.remove(first)
     with pytest.raises(ShuttingDown):
-        waiters.park("o4", reaches({"VALIDATED"}))
+        waiters.park(Told("o4"))

@@ -1,4 +1,9 @@
-"""The FastAPI application of one gateway node."""
+"""The HTTP application of one gateway node.
+
+uvicorn ─► LongPolls (parks long-polls, views/long_poll.py)
+        ─► GatewayMiddleware (node header, body limit, metrics)
+        ─► FastAPI (every route: views/orders.py, inventory, cluster, operations)
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from . import cluster, inventory, operations, orders
+from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .problems import install_problem_handlers
 
@@ -27,4 +33,5 @@ def create_api(node: Node) -> Any:
     api.include_router(inventory.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
-    return GatewayMiddleware(api, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
+    gateway = GatewayMiddleware(api, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
+    return LongPolls(gateway, node)

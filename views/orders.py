@@ -185,14 +185,14 @@ async def get_order(
 ) -> Response:
     """The order; with `wait_for`, or `If-None-Match` and `Prefer: wait=N`, a long-poll."""
     states = wanted_states(wait_for)
-    etags = _entity_tags(if_none_match)
-    prefer_wait = _prefer_wait(prefer, MAX_WAIT_SECONDS)
-    budget = (DEFAULT_WAIT_SECONDS if timeout is None else timeout) if states else (prefer_wait or 0.0)
+    etags = entity_tags(if_none_match)
+    wait_preference = prefer_wait(prefer, MAX_WAIT_SECONDS)
+    budget = (DEFAULT_WAIT_SECONDS if timeout is None else timeout) if states else (wait_preference or 0.0)
     elsewhere = await to_owner(request, node, order_id, budget)
     if elsewhere is not None:
         return elsewhere
     try:
-        return await _read_or_wait(request, node, order_id, states, timeout, etags, prefer_wait)
+        return await _read_or_wait(request, node, order_id, states, timeout, etags, wait_preference)
     except OrderMoved:
         return await after_move(request, node, order_id, budget)
 
@@ -204,7 +204,7 @@ async def _read_or_wait(
     states: frozenset[str] | None,
     timeout: float | None,
     etags: frozenset[str],
-    prefer_wait: float | None,
+    wait_preference: float | None,
 ) -> Response:
     orders = node.orders
     settings = node.settings
@@ -219,9 +219,9 @@ async def _read_or_wait(
 
     current = orders.lookup(order_id)
     if etags and (current is None or current.etag in etags or "*" in etags):
-        if prefer_wait is not None and "*" not in etags:
-            changed, reached = await _wait(request, node, order_id, differs_from(etags), prefer_wait)
-            applied = {"Preference-Applied": f"wait={prefer_wait:g}"}
+        if wait_preference is not None and "*" not in etags:
+            changed, reached = await _wait(request, node, order_id, differs_from(etags), wait_preference)
+            applied = {"Preference-Applied": f"wait={wait_preference:g}"}
             if reached and changed is not None:
                 return order_response(changed, 200, applied)
             current = changed
@@ -247,13 +247,15 @@ async def _wait(
         raise unavailable("This node is shutting down.", node.settings.retry_after_seconds) from None
 
 
-def _entity_tags(header: str | None) -> frozenset[str]:
+def entity_tags(header: str | None) -> frozenset[str]:
+    """The entity tags listed in If-None-Match (weak ones compared as strong)."""
     if not header:
         return frozenset()
     return frozenset(tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip())
 
 
-def _prefer_wait(header: str | None, limit: float) -> float | None:
+def prefer_wait(header: str | None, limit: float) -> float | None:
+    """The seconds asked for by `Prefer: wait=N`, at most `limit`; None without it."""
     if not header:
         return None
     match = PREFER_WAIT.search(header)

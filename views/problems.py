@@ -6,11 +6,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -36,13 +37,18 @@ class Problem(Exception):
         self.extra = extra
 
 
-def problem_response(problem: Problem) -> Response:
-    """The HTTP response for a problem."""
+def problem_body(problem: Problem) -> bytes:
+    """The problem document as JSON bytes."""
     body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status}
     if problem.detail:
         body["detail"] = problem.detail
     body.update(problem.extra)
-    return JSONResponse(body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON)
+    return orjson.dumps(body)
+
+
+def problem_response(problem: Problem) -> Response:
+    """The HTTP response for a problem."""
+    return Response(problem_body(problem), status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON)
 
 
 def unavailable(detail: str, retry_after: int) -> Problem:

@@ -43,7 +43,7 @@ async def forward(request: Request, node: Node, target: str, budget: float, path
     try:
         upstream = await node.peers.client.request(
             method,
-            target + (path or path_and_query(request)),
+            target + (path or path_and_query(request.scope)),
             headers=headers,
             content=body,
             timeout=budget + MARGIN_SECONDS,

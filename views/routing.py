@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Scope
 
 from app.node import Node
 
@@ -46,11 +47,11 @@ async def _send(request: Request, node: Node, target: str, budget: float) -> Res
         from .proxy import forward
 
         return await forward(request, node, target, budget)
-    return RedirectResponse(target + path_and_query(request), status_code=307)
+    return RedirectResponse(target + path_and_query(request.scope), status_code=307)
 
 
-def path_and_query(request: Request) -> str:
-    """This request's path and query string, from the ASGI scope."""
-    path: str = request.scope["path"]
-    query = request.scope.get("query_string", b"").decode("latin-1")
+def path_and_query(scope: Scope) -> str:
+    """A request's path and query string, from its ASGI scope."""
+    path: str = scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
     return path + (f"?{query}" if query else "")
