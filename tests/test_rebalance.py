@@ -178,7 +178,9 @@ def test_waiters_parked_on_a_survivor_outlive_a_sigkill_and_get_their_answer(kaf
             try:
                 for order_id, order in orders.items():
                     validated = {**order, "state": "VALIDATED", "version": order["version"] + 1}
-                    await producer.send_and_wait(f"{namespace}.orders", order_id.encode(), orjson.dumps(validated))
+                    await producer.send_and_wait(
+                        f"{namespace}.orders", key=order_id.encode(), value=orjson.dumps(validated)
+                    )
             finally:
                 await producer.stop()
             answered = await asyncio.wait_for(asyncio.gather(*on_first), 30)  # the waits would last 40 s
