@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--node-id", help="this node's id (default the host name)")
     node.add_argument("--advertised-url", help="the URL clients and other nodes use for this node")
 
-    services = commands.add_parser("services", help="run the order validation services")
+    services = commands.add_parser("services", help="run the order validation services and the example services")
     _common(services)
 
     dev = commands.add_parser("dev", help="local Kafka, two gateway nodes, the services and demo inventory")

@@ -63,6 +63,14 @@ class Settings:
     rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 4 * 1024 * 1024
 
+    # Request/response to services behind request topics: `name=topic,...`,
+    # added to (or overriding) the example services' topics.
+    services: str = ""
+    max_service_requests: int = 20_000
+    # Shared by the nodes of one cluster: signs replies handed over between
+    # nodes. Without it, a reply that lands on another node is dropped.
+    cluster_secret: str = field(default="", repr=False)
+
     log_level: str = "INFO"
 
     @property

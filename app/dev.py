@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -81,7 +82,9 @@ def run_dev(
     try:
         print(f"starting Kafka on {kafka.bootstrap} ...", flush=True)
         kafka.start()
-        env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap}
+        # The nodes hand replies over to each other signed with a secret they share.
+        secret = os.environ.get("STATEGATE_CLUSTER_SECRET") or secrets.token_hex(16)
+        env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap, "STATEGATE_CLUSTER_SECRET": secret}
         services = stategate("services", "--data-dir", str(data_dir / "services"), env=env)
         children.append(services)
         nodes: dict[str, subprocess.Popen[bytes]] = {}

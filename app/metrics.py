@@ -30,6 +30,41 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.service_requests = Counter(
+            "stategate_service_requests",
+            "Requests to services behind request topics, by service and status.",
+            ["service", "status"],
+            registry=self.registry,
+        )
+        self.service_seconds = Histogram(
+            "stategate_service_request_seconds",
+            "From writing a service request to its (first) reply, by service.",
+            ["service"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.service_timeouts = Counter(
+            "stategate_service_timeouts",
+            "Service requests answered 504, by service.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.service_parked = Gauge(
+            "stategate_service_requests_parked", "Service requests waiting for a reply.", registry=self.registry
+        )
+        self.reply_handovers = Counter(
+            "stategate_reply_handovers",
+            "Replies handed over between nodes: sent to the waiting node, or received from another.",
+            ["direction"],
+            registry=self.registry,
+        )
+        self.replies_dropped = Counter(
+            "stategate_replies_dropped",
+            "Reply records nobody waits for, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""
         return generate_latest(self.registry)

@@ -27,12 +27,14 @@ from streams.admin import ensure_topics
 from streams.commands import CommandProducer
 from streams.orders_table import GatewayStreams
 from streams.records import Order
+from streams.replies import replies_topic_spec
 
 from .config import Settings
 from .metrics import Metrics
 from .orders import OrderService
 from .peers import Peers
 from .routing import Routing
+from .service_calls import ServiceCalls
 from .shutdown import exit_within
 from .waiters import Waiters
 
@@ -54,6 +56,14 @@ class Node:
             self.producer, self.streams.orders, self.waiters, self.streams.topics, new_id=self.routing.new_order_id
         )
         self.peers = Peers(settings.url, settings.node_id)
+        self.service_calls = ServiceCalls(
+            settings,
+            self.producer,
+            self.metrics,
+            members=lambda: self.routing.members(),
+            client=lambda: self.peers.client,
+        )
+        self.metrics.service_parked.set_function(lambda: len(self.service_calls))
         self.draining = False
         self.streams.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
@@ -91,13 +101,15 @@ class Node:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Start the producer and the Faust app for the duration of the block."""
-        await ensure_topics(self.settings, self.streams.topic_specs)
+        await ensure_topics(self.settings, [*self.streams.topic_specs, replies_topic_spec(self.settings)])
         await self.producer.start()
+        await self.service_calls.replies.start()
         try:
             async with faust_app_running(self.streams.app, stop_timeout=self.settings.shutdown_seconds / 2):
                 log.info("node started", extra={"url": self.settings.url})
                 yield
         finally:
+            await self.service_calls.replies.stop()
             await self.peers.close()
             await self.producer.stop()
 

@@ -1,4 +1,4 @@
-"""The `stategate services` process: the order validators and the aggregator."""
+"""The `stategate services` process: the order validators, the aggregator and the example services."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 from faust.contrib.asgi import faust_app_running
 
 from streams.admin import ensure_topics
+from streams.example_services import ExampleServices
 from streams.order_services import OrderServices
 
 from .config import Settings
@@ -21,7 +22,8 @@ log = logging.getLogger("stategate.services")
 async def serve_services(settings: Settings) -> None:
     """Run the services' Faust app until SIGTERM or Ctrl-C."""
     services = OrderServices(settings)
-    await ensure_topics(settings, services.topic_specs)
+    examples = ExampleServices(services.app, settings)  # one Faust app (one consumer group) per process
+    await ensure_topics(settings, [*services.topic_specs, *examples.topic_specs])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -16,6 +16,7 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
+from faust.types.tables import CollectionT
 
 from app.config import Settings
 
@@ -31,12 +32,20 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
+def topic_specs(topics: Iterable[TopicT], partitions: int) -> list[TopicSpec]:
+    """The given topics, each with `partitions` partitions."""
+    return [TopicSpec(name, partitions) for topic in topics for name in topic.topics]
+
+
+def changelog_specs(tables: Iterable[CollectionT], partitions: int) -> list[TopicSpec]:
+    """The tables' compacted changelog topics."""
+    compact = {"cleanup.policy": "compact"}
+    return [TopicSpec(table.changelog_topic.get_topic_name(), partitions, compact) for table in tables]
+
+
 def topics_of(app: faust.App, topics: Iterable[TopicT], partitions: int) -> list[TopicSpec]:
     """The given topics plus every table's compacted changelog topic."""
-    specs = [TopicSpec(name, partitions) for topic in topics for name in topic.topics]
-    for table in app.tables.values():
-        specs.append(TopicSpec(table.changelog_topic.get_topic_name(), partitions, {"cleanup.policy": "compact"}))
-    return specs
+    return [*topic_specs(topics, partitions), *changelog_specs(app.tables.values(), partitions)]
 
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> None:
@@ -45,7 +54,8 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
+        wanted = {spec.name: spec for spec in specs}  # the same topic may be listed twice
+        missing = [spec for name, spec in wanted.items() if name not in existing]
         if not missing:
             return
         new_topics = [

@@ -53,12 +53,14 @@ class CommandProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, topic: str, key: str, value: bytes) -> None:
+    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
         """Send one record and wait for Kafka's acknowledgement, or raise KafkaUnavailable."""
         deadline = self.settings.produce_timeout_seconds
         assert self._producer is not None, "CommandProducer.start() first"
         try:
-            await asyncio.wait_for(self._producer.send_and_wait(topic, value=value, key=key.encode()), timeout=deadline)
+            await asyncio.wait_for(
+                self._producer.send_and_wait(topic, value=value, key=key.encode(), headers=headers), timeout=deadline
+            )
         except (TimeoutError, KafkaError) as exc:
             log.warning("command not acknowledged", extra={"topic": topic, "key": key, "error": repr(exc)})
             raise KafkaUnavailable(f"Kafka did not acknowledge the command within {deadline:g}s") from exc

@@ -2,7 +2,7 @@
 
 uvicorn ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
-        ─► FastAPI (every route: views/orders.py, inventory, cluster, operations)
+        ─► FastAPI (every route: views/orders.py, services.py, inventory, cluster, ...)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from . import cluster, inventory, operations, orders
+from . import cluster, handover, inventory, operations, orders, services
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .problems import install_problem_handlers
@@ -31,6 +31,8 @@ def create_api(node: Node) -> Any:
     install_problem_handlers(api)
     api.include_router(orders.router)
     api.include_router(inventory.router)
+    api.include_router(services.router)
+    api.include_router(handover.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
     gateway = GatewayMiddleware(api, node.settings.node_id, node.settings.max_body_bytes, node.metrics)

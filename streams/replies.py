@@ -1,0 +1,117 @@
+"""The gateway's reply topic: every node reads a share of its partitions.
+
+Services write each reply to the topic named in the request's `reply-to`
+header, keyed by the correlation id. All gateway nodes read that topic in
+one consumer group, so Kafka splits its partitions among them; a node
+makes correlation ids that hash to partitions it reads, so replies come
+back to the node that waits for them. A plain aiokafka consumer (not a
+Faust agent) reads it: one hop fewer of Faust's buffering per reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+from app.config import Settings
+
+from .admin import TopicSpec
+
+REPLIES = "gateway-replies"
+REPLIES_GROUP = "stategate-gateway-replies"
+REPLY_RETENTION_MS = 60 * 60 * 1000  # a reply is useless once its request has timed out
+
+log = logging.getLogger("stategate.streams.replies")
+
+OnReply = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+
+
+def replies_topic_spec(settings: Settings) -> TopicSpec:
+    """The reply topic, created by the first node that starts."""
+    return TopicSpec(settings.topic(REPLIES), settings.partitions, {"retention.ms": str(REPLY_RETENTION_MS)})
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for `key` (murmur2, as every Kafka client does)."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+class ReplyConsumer:
+    """Reads this node's share of the reply topic and hands each record to `on_reply`."""
+
+    def __init__(self, settings: Settings, on_reply: OnReply) -> None:
+        self.settings = settings
+        self.topic = settings.topic(REPLIES)
+        self.on_reply = on_reply
+        self.partitions: frozenset[int] = frozenset()
+        self.partition_count = settings.partitions
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Join the group and start reading."""
+        settings = self.settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.broker,
+            group_id=settings.topic(REPLIES_GROUP),
+            client_id=f"stategate-replies-{settings.node_id}",
+            # A brand-new group starts at the beginning, so that no reply written
+            # before its first assignment is skipped; replies nobody waits for are dropped.
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
+            max_poll_interval_ms=int(max(settings.rebalance_timeout_seconds, 10) * 1000),
+            fetch_max_wait_ms=100,
+        )
+        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        await self._consumer.start()
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    async def stop(self) -> None:
+        """Leave the group."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=1000)
+            except KafkaError as exc:
+                log.warning("cannot read replies", extra={"error": repr(exc)})
+                await asyncio.sleep(self.settings.retry_after_seconds)  # the broker is away: try again later
+                continue
+            for records in batches.values():
+                for record in records:
+                    try:
+                        await self.on_reply(record)
+                    except Exception:
+                        log.exception("cannot deliver a reply", extra={"partition": record.partition})
+
+    def _assigned(self, partitions: set[TopicPartition]) -> None:
+        self.partitions = frozenset(tp.partition for tp in partitions if tp.topic == self.topic)
+        if self._consumer is not None:
+            self.partition_count = len(self._consumer.partitions_for_topic(self.topic) or ()) or self.partition_count
+        log.info("reply partitions assigned", extra={"partitions": sorted(self.partitions)})
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, replies: ReplyConsumer) -> None:
+        self.replies = replies
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.replies.partitions = frozenset()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.replies._assigned(assigned)

@@ -1,0 +1,152 @@
+"""`/v1/services/{service}/{path}`: request/response to any service behind a Kafka request topic.
+
+The request becomes a record on the service's request topic; the answer is
+the service's reply record (status, content type and body passed through),
+or, for a streaming reply, its records as NDJSON lines as they come. 504 at
+the timeout, 404 for an unknown service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from app.handover import ReplyPart
+from app.node import Node
+from app.service_calls import PendingCall, TooManyCalls, UnknownService
+from streams.commands import KafkaUnavailable
+
+from .dependencies import NodeDep
+from .disconnect import client_disconnect
+from .orders import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, prefer_wait
+from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
+
+router = APIRouter(prefix="/v1/services", tags=["services"])
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+NDJSON = "application/x-ndjson"
+
+
+class StreamTimedOut(Exception):
+    """The next record of a streaming reply did not come in time: the response is cut short."""
+
+
+class StreamFailed(Exception):
+    """The service ended a streaming reply with a 5xx: the response is cut short."""
+
+
+@router.api_route(
+    "/{service}/{path:path}",
+    methods=METHODS,
+    summary="Send a request to a service over Kafka and answer with its reply",
+    responses={
+        200: response_doc("The service's reply (its own status, content type and body; NDJSON when streamed)."),
+        404: response_doc("Unknown service (problem+json), or the service's own 404."),
+        504: response_doc("No reply within the timeout (problem+json)."),
+        **PROBLEM_DOCS,
+    },
+)
+async def call_service(
+    request: Request,
+    node: NodeDep,
+    service: Annotated[str, Path(max_length=64)],
+    path: Annotated[str, Path(max_length=2048)],
+    timeout: Annotated[
+        float | None, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the reply (default 10).")
+    ] = None,
+    prefer: Annotated[str | None, Header(max_length=256)] = None,
+) -> Response:
+    """Write the request to the service's topic, park until its reply comes, answer with it."""
+    wait = timeout if timeout is not None else (prefer_wait(prefer, MAX_WAIT_SECONDS) or DEFAULT_WAIT_SECONDS)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    service_path = "/" + path + (f"?{query}" if query else "")
+    calls = node.service_calls
+    try:
+        call = await calls.send(
+            service,
+            request.method,
+            service_path,
+            request.headers.get("content-type", "application/octet-stream"),
+            await request.body(),
+        )
+    except UnknownService:
+        raise Problem(404, "Not Found", f"No service {service!r}.") from None
+    except TooManyCalls:
+        raise unavailable("Too many requests wait for services on this node.", _retry_after(node)) from None
+    except KafkaUnavailable as exc:
+        node.metrics.commands_failed.inc()
+        raise unavailable(str(exc), _retry_after(node)) from None
+
+    try:
+        async with client_disconnect(request) as gone:
+            first = await _first_part(call, wait, gone)
+            client_left = gone.done()
+    except BaseException:
+        calls.finish(call)
+        raise
+    if first is None:
+        calls.finish(call)
+        if client_left:
+            return Response(status_code=204)  # nobody reads it
+        node.metrics.service_timeouts.labels(service).inc()
+        node.metrics.service_requests.labels(service, "504").inc()
+        raise Problem(504, "Gateway Timeout", f"No reply from {service!r} within {wait:g}s.")
+    node.metrics.service_seconds.labels(service).observe(time.perf_counter() - call.started)
+    node.metrics.service_requests.labels(service, str(first.status)).inc()
+    headers = {"X-Correlation-Id": call.correlation_id}
+    if first.ends:
+        calls.finish(call)
+        return Response(first.body, status_code=first.status, media_type=first.content_type, headers=headers)
+    return StreamingResponse(
+        _stream(node, call, first, wait), status_code=first.status, media_type=NDJSON, headers=headers
+    )
+
+
+@router.api_route("/{service}", methods=METHODS, include_in_schema=False)
+async def call_service_root(
+    request: Request,
+    node: NodeDep,
+    service: Annotated[str, Path(max_length=64)],
+    timeout: Annotated[float | None, Query(ge=0, le=MAX_WAIT_SECONDS)] = None,
+    prefer: Annotated[str | None, Header(max_length=256)] = None,
+) -> Response:
+    """The same, with an empty path (`:path` is "/")."""
+    return await call_service(request, node, service, "", timeout, prefer)
+
+
+async def _first_part(call: PendingCall, wait: float, gone: asyncio.Future[None]) -> ReplyPart | None:
+    """The first reply record; None at the timeout or when the client leaves first."""
+    getter = asyncio.ensure_future(call.next_part(wait))
+    watched: set[asyncio.Future[object]] = {getter, gone}  # type: ignore[arg-type]
+    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    if not getter.done():
+        getter.cancel()
+        return None
+    return getter.result()
+
+
+async def _stream(node: Node, call: PendingCall, first: ReplyPart, wait: float) -> AsyncIterator[bytes]:
+    """The records of a streaming reply as NDJSON lines; at most `wait` seconds between two."""
+    part: ReplyPart | None = first
+    try:
+        while part is not None:
+            if part.body:
+                yield part.body if part.body.endswith(b"\n") else part.body + b"\n"
+            if part.ends:
+                if part.status >= 500 and part is not first:
+                    raise StreamFailed(f"{call.service!r} failed in the middle of a streaming reply")
+                return
+            part = await call.next_part(wait)
+        node.metrics.service_timeouts.labels(call.service).inc()
+        raise StreamTimedOut(f"no record from {call.service!r} within {wait:g}s")  # cut short: not a whole reply
+    finally:
+        node.service_calls.finish(call)
+
+
+def _retry_after(node: Node) -> int:
+    return node.settings.retry_after_seconds
