@@ -51,11 +51,12 @@ class Node:
         self.metrics.parked.set_function(lambda: len(self.waiters))
         self.streams = GatewayStreams(settings, on_change=self._on_change)
         self.producer = CommandProducer(settings)
-        self.routing = Routing(self.streams.app, settings.url, self.streams.topics.orders.get_topic_name())
+        self.peers = Peers(settings.url, settings.node_id)
+        orders_topic = self.streams.topics.orders.get_topic_name()
+        self.routing = Routing(self.streams.app, settings.url, orders_topic, is_down=self.peers.is_down)
         self.orders = OrderService(
             self.producer, self.streams.orders, self.waiters, self.streams.topics, new_id=self.routing.new_order_id
         )
-        self.peers = Peers(settings.url, settings.node_id)
         self.service_calls = ServiceCalls(
             settings,
             self.producer,
@@ -107,7 +108,11 @@ class Node:
         try:
             async with faust_app_running(self.streams.app, stop_timeout=self.settings.shutdown_seconds / 2):
                 log.info("node started", extra={"url": self.settings.url})
-                yield
+                probing = asyncio.get_running_loop().create_task(self.peers.probe(self.routing.members))
+                try:
+                    yield
+                finally:
+                    probing.cancel()
         finally:
             await self.service_calls.replies.stop()
             await self.peers.close()

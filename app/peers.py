@@ -1,18 +1,34 @@
-"""Talking to the other gateway nodes over HTTP."""
+"""Talking to the other gateway nodes over HTTP, and knowing which of them answer.
+
+A killed node stays a member of the Faust group until its session times out
+(6 s by default), so table metadata may still name it as an owner. The node
+probes every other member's /healthz each second; one that does not answer
+is treated as down, so that no redirect, forward or hand-over is sent to it
+until it answers again or the group has moved its partitions elsewhere.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
 import httpx
+
+log = logging.getLogger("stategate.peers")
+
+PROBE_INTERVAL_SECONDS = 1.0
 
 
 class Peers:
-    """The other live nodes, as this node learns about them (for now: their ids)."""
+    """The other live nodes, as this node learns about them: their ids and whether they answer."""
 
     def __init__(self, self_url: str, self_id: str, timeout: float = 1.0) -> None:
         self.self_url = self_url.rstrip("/")
         self.self_id = self_id
         self.timeout = timeout
         self._ids: dict[str, str] = {}
+        self._down: set[str] = set()
         self._client: httpx.AsyncClient | None = None
 
     async def node_id(self, url: str) -> str | None:
@@ -26,6 +42,35 @@ class Peers:
             except (httpx.HTTPError, ValueError, KeyError):
                 return None
         return self._ids[url]
+
+    def is_down(self, url: str) -> bool:
+        """The member at `url` did not answer its last probe."""
+        return url.rstrip("/") in self._down
+
+    async def probe(self, members: Callable[[], Iterable[str]], interval: float = PROBE_INTERVAL_SECONDS) -> None:
+        """Probe every other member's /healthz every `interval` seconds, for ever."""
+        while True:
+            try:
+                others = [url.rstrip("/") for url in members() if url.rstrip("/") != self.self_url]
+            except Exception:  # no table metadata yet (before the first assignment)
+                others = []
+            answers = await asyncio.gather(*(self._answers(url) for url in others))
+            for url, answered in zip(others, answers, strict=True):
+                if answered and url in self._down:
+                    self._down.discard(url)
+                    log.info("peer answers again", extra={"peer": url})
+                elif not answered and url not in self._down:
+                    self._down.add(url)
+                    log.warning("peer does not answer", extra={"peer": url})
+            self._down &= set(others)
+            await asyncio.sleep(interval)
+
+    async def _answers(self, url: str) -> bool:
+        try:
+            response = await self.client.get(f"{url}/healthz", timeout=self.timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     @property
     def client(self) -> httpx.AsyncClient:

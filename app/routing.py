@@ -37,10 +37,13 @@ class Owner:
 class Routing:
     """Answers "who owns this order id?" and makes ids this node owns."""
 
-    def __init__(self, app: faust.App, self_url: str, orders_topic: str) -> None:
+    def __init__(
+        self, app: faust.App, self_url: str, orders_topic: str, is_down: Callable[[str], bool] = lambda url: False
+    ) -> None:
         self.app = app
         self.self_url = self_url.rstrip("/")
         self.orders_topic = orders_topic
+        self.is_down = is_down
 
     def owner(self, order_id: str, during_rebalance: bool = False) -> Owner:
         """The node that holds `order_id` in its orders table.
@@ -48,12 +51,16 @@ class Routing:
         Nobody, while a rebalance is under way, unless `during_rebalance`: the
         new assignment is already known when partitions are assigned, before
         Faust has recovered the tables and called the rebalance complete.
+        Nobody, too, when the owner is a member that stopped answering (it
+        crashed, and the group has not noticed yet).
         """
         if self.app.rebalancing and not during_rebalance:
             return Owner(None, False)
         try:
             url = str(self.app.router.key_store(ORDERS_TABLE, order_id)).rstrip("/")
         except (KeyError, AssertionError, TypeError):
+            return Owner(None, False)
+        if url != self.self_url and self.is_down(url):
             return Owner(None, False)
         return Owner(url, url == self.self_url)
 
@@ -86,7 +93,7 @@ class Routing:
 
     def another_member(self) -> str | None:
         """The advertised URL of some other live node, or None when this node is alone."""
-        others = sorted(url for url in self.members() if url != self.self_url)
+        others = sorted(url for url in self.members() if url != self.self_url and not self.is_down(url))
         return others[0] if others else None
 
     def members(self) -> dict[str, list[int]]:

@@ -136,8 +136,15 @@ def test_after_sigkill_the_survivor_serves_every_earlier_order(kafka: str, tmp_p
         assert [order["state"] for order in placed] == ["VALIDATED"] * len(placed)
 
         second.kill()
+        killed_at = time.monotonic()
+        its_own = placed[1::2]  # server-made ids of the second node: owned by it until it died
+        redirected_to_the_dead: list[float] = []
 
         def served() -> bool:
+            for order in its_own:
+                answer = httpx.get(f"{first.url}/v1/orders/{order['id']}", timeout=5)
+                if answer.status_code == 307 and answer.headers["location"].startswith(second.url):
+                    redirected_to_the_dead.append(time.monotonic() - killed_at)
             try:
                 return all(
                     httpx.get(f"{first.url}/v1/orders/{order['id']}", timeout=5).json() == order for order in placed
@@ -147,6 +154,9 @@ def test_after_sigkill_the_survivor_serves_every_earlier_order(kafka: str, tmp_p
 
         wait_for(served, 60, "the survivor to serve every order", interval=0.2)
         assert cluster_size(first) == 1
+        # Within the session timeout the dead node is still a member, but the survivor's
+        # probes (every second) stop it from sending clients there: 503 + Retry-After instead.
+        assert all(after < 2.5 for after in redirected_to_the_dead), redirected_to_the_dead
     finally:
         second.stop()
         first.stop()
