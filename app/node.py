@@ -97,6 +97,8 @@ class Node:
         self.draining = True
         parked = len(self.waiters)
         self.waiters.close(moved=self.routing.another_member() is not None)
+        # Service replies that come while open requests finish are still answered.
+        self.service_calls.close(grace=max(self.settings.drain_seconds - 1.0, 0.0))
         log.info("answered parked requests", extra={"parked": parked})
 
     @contextlib.asynccontextmanager

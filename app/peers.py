@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from urllib.parse import quote
 
 import httpx
+
+from streams.records import Order, RecordError
 
 log = logging.getLogger("stategate.peers")
 
@@ -42,6 +45,16 @@ class Peers:
             except (httpx.HTTPError, ValueError, KeyError):
                 return None
         return self._ids[url]
+
+    async def order(self, url: str, order_id: str) -> Order | None:
+        """The order as the node at `url` holds it; None when it does not (or cannot say)."""
+        try:
+            response = await self.client.get(f"{url}/v1/orders/{quote(order_id, safe='')}")
+            if response.status_code != 200:
+                return None
+            return Order.from_dict(response.json())
+        except (httpx.HTTPError, ValueError, RecordError):
+            return None
 
     def is_down(self, url: str) -> bool:
         """The member at `url` did not answer its last probe."""

@@ -41,6 +41,10 @@ class TooManyCalls(Exception):
     """The cap on parked service requests is reached."""
 
 
+class NodeStopping(Exception):
+    """This node is shutting down and sends no more service requests."""
+
+
 def service_topics(settings: Settings) -> dict[str, str]:
     """Service name → request topic: the examples (namespaced), then `STATEGATE_SERVICES` (as given)."""
     topics = {name: settings.topic(topic) for name, topic in EXAMPLE_SERVICES.items()}
@@ -55,13 +59,14 @@ def service_topics(settings: Settings) -> dict[str, str]:
 class PendingCall:
     """A request written to a service, waiting for its reply records."""
 
-    __slots__ = ("service", "correlation_id", "parts", "started")
+    __slots__ = ("service", "correlation_id", "parts", "started", "stopped")
 
     def __init__(self, service: str, correlation_id: str) -> None:
         self.service = service
         self.correlation_id = correlation_id
         self.parts: asyncio.Queue[ReplyPart] = asyncio.Queue()
         self.started = time.perf_counter()
+        self.stopped = False  # ended by the node shutting down, not by a reply
 
     async def next_part(self, timeout: float) -> ReplyPart | None:
         """The next reply record, or None when none comes within `timeout` seconds."""
@@ -91,6 +96,7 @@ class ServiceCalls:
         self.tag = node_tag(settings.url)
         self.replies = ReplyConsumer(settings, self.on_reply)
         self._pending: dict[str, PendingCall] = {}
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -104,8 +110,10 @@ class ServiceCalls:
 
     async def send(self, service: str, method: str, path: str, content_type: str, body: bytes) -> PendingCall:
         """Write a request record for `service` and park its reply; raises UnknownService,
-        TooManyCalls or KafkaUnavailable. The caller must `finish()` the call."""
+        TooManyCalls, NodeStopping or KafkaUnavailable. The caller must `finish()` the call."""
         topic = self.topic_of(service)
+        if self._closed:
+            raise NodeStopping()
         if len(self._pending) >= self.settings.max_service_requests:
             raise TooManyCalls()
         correlation_id = self.new_correlation_id()
@@ -125,6 +133,21 @@ class ServiceCalls:
             self.finish(call)
             raise
         return call
+
+    def close(self, grace: float) -> None:
+        """Send no more requests; after `grace` seconds, end the calls still waiting.
+
+        Replies that come within the grace period are still answered (the
+        reply consumer runs until the HTTP server has stopped).
+        """
+        self._closed = True
+        asyncio.get_running_loop().call_later(grace, self._stop_waiting)
+
+    def _stop_waiting(self) -> None:
+        for call in list(self._pending.values()):
+            self.finish(call)
+            call.stopped = True
+            call.parts.put_nowait(ReplyPart(503, "application/problem+json", b""))
 
     def finish(self, call: PendingCall) -> None:
         """Forget a call (answered, timed out or its client left): later replies are dropped."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from .conftest import new_namespace
 from .processes import Node, Stategate, system_env, wait_for
@@ -62,9 +65,21 @@ class Cluster:
 def cluster(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     running = Cluster(tmp_path_factory.mktemp("cluster"), kafka).start()
     try:
+        stock_jumpers(running.nodes[0].url)
         yield running
     finally:
         running.stop()
+
+
+def stock_jumpers(url: str) -> None:
+    """Plenty of JUMPERS, and wait until the services have the stock (an order validates)."""
+    httpx.put(f"{url}/v1/inventory/JUMPERS", json={"stock": 100_000}, timeout=10)
+
+    def validates() -> bool:
+        placed = httpx.post(f"{url}/v1/orders", params={"wait_for": "VALIDATED"}, json=order_body(), timeout=15)
+        return bool(placed.json()["state"] == "VALIDATED")
+
+    wait_for(validates, 30, "the stock to reach the services", interval=0.2)
 
 
 def order_body(**extra: object) -> dict[str, object]:
@@ -79,7 +94,6 @@ def test_cluster_lists_every_live_node_with_its_partitions(cluster: Cluster) -> 
 
 
 def test_server_made_ids_never_redirect(cluster: Cluster) -> None:
-    httpx.put(f"{cluster.nodes[0].url}/v1/inventory/JUMPERS", json={"stock": 100_000}, timeout=10)
     for node in cluster.nodes:
         for _ in range(10):
             response = httpx.post(
@@ -147,6 +161,51 @@ def test_a_client_id_owned_elsewhere_gets_303_after_the_write(cluster: Cluster) 
     followed = httpx.get(response.headers["location"], timeout=10)
     assert followed.status_code == 200
     assert followed.json()["state"] == "VALIDATED"
+
+
+def test_a_retry_through_a_non_owner_writes_nothing_new(kafka: str, tmp_path: Path) -> None:
+    # No standby replicas: the non-owner has no copy of the owner's table, so only
+    # asking the owner can tell it that the order exists.
+    cluster = Cluster(tmp_path, kafka, STATEGATE_STANDBY_REPLICAS="0").start()
+    try:
+        first, second = cluster.nodes
+        foreign = next(
+            candidate
+            for candidate in (f"client-{uuid.uuid4().hex}" for _ in range(200))
+            if httpx.get(f"{first.url}/v1/orders/{candidate}", timeout=5).status_code == 307
+        )
+        body = order_body(id=foreign)
+        assert httpx.post(f"{second.url}/v1/orders", json=body, timeout=10).status_code == 202  # to the owner
+        wait_for(lambda: httpx.get(f"{second.url}/v1/orders/{foreign}", timeout=5).status_code == 200, 20, "it")
+
+        retried = httpx.post(f"{first.url}/v1/orders", json=body, timeout=10)  # the retry, elsewhere
+
+        assert retried.status_code == 202
+        assert retried.json()["id"] == foreign
+        assert retried.headers["location"] == f"{second.url}/v1/orders/{foreign}"
+        assert asyncio.run(records_with_key(kafka, f"{cluster.namespace}.orders", foreign)) == 1
+    finally:
+        cluster.stop()
+
+
+async def records_with_key(bootstrap: str, topic: str, key: str) -> int:
+    """How many CREATED records of `key` the topic holds (read from the beginning to its end)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        total = sum((await consumer.end_offsets(partitions)).values())
+        read = count = 0
+        deadline = time.monotonic() + 20
+        while read < total:
+            assert time.monotonic() < deadline, f"read {read} of {total} records"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                read += len(records)
+                count += sum(1 for r in records if r.key == key.encode() and b'"CREATED"' in (r.value or b""))
+        return count
+    finally:
+        await consumer.stop()
 
 
 def test_redirects_ignore_host_and_forwarded_headers(cluster: Cluster) -> None:

@@ -20,7 +20,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.replies import partition_for
 
-from .processes import Node, wait_for
+from .conftest import new_namespace
+from .processes import Node, system_env, wait_for
 from .test_cluster import Cluster
 
 SECRET = "test-cluster-secret"
@@ -288,3 +289,36 @@ def test_a_stream_whose_next_record_never_comes_is_cut_short(kafka: str, service
     lines, error = asyncio.run(scenario())
     assert lines == [b'{"first": true}']
     assert isinstance(error, httpx.TransportError)  # not a whole reply: the connection ends without the last chunk
+
+
+def test_a_client_that_leaves_frees_its_waiting_request(services_cluster: Cluster) -> None:
+    node = services_cluster.nodes[0]
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{node.url}/v1/services/silent/gone?timeout=30", timeout=1)
+    wait_for(lambda: node.metric("stategate_service_requests_parked") == 0, 10, "the request to be forgotten")
+
+
+def test_sigterm_answers_a_waiting_service_request_with_503(kafka: str, tmp_path: Path) -> None:
+    namespace = new_namespace("svc-stop")
+    topic = f"{namespace}.silent-requests"
+    asyncio.run(create_topics(kafka, [topic]))
+    node = Node(tmp_path / "node-1", system_env(kafka, namespace, STATEGATE_SERVICES=f"silent={topic}"))
+    node.start_and_wait()
+    try:
+
+        async def scenario() -> httpx.Response:
+            async with httpx.AsyncClient(timeout=30) as client:
+                call = asyncio.create_task(client.get(f"{node.url}/v1/services/silent/x?timeout=30"))
+                await asyncio.to_thread(
+                    wait_for, lambda: node.metric("stategate_service_requests_parked") == 1, 10, "the request parked"
+                )
+                assert node.process is not None
+                node.process.terminate()
+                return await call
+
+        response = asyncio.run(scenario())
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert node.stop() == 0
+    finally:
+        node.stop()

@@ -116,10 +116,17 @@ async def place_order(
     orders = node.orders
     new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
     wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
-    if proxying(node) and (body.id or idempotency_key):
-        owner = node.routing.owner(body.id or order_id_for(idempotency_key or ""))
+    if body.id or idempotency_key:
+        order_id = body.id or order_id_for(idempotency_key or "")
+        owner = node.routing.owner(order_id)
         if owner.url is not None and not owner.is_self:
-            return await forward(request, node, owner.url, wait)  # the owner writes it and waits
+            if proxying(node):
+                return await forward(request, node, owner.url, wait)  # the owner writes it and waits
+            known = await node.peers.order(owner.url, order_id)
+            if known is not None:  # a retry: the owner has the first order, write nothing
+                if states is None:
+                    return order_response(known, 202, {"Location": owner.url + order_path(order_id)})
+                return await _wait_elsewhere(request, node, owner.url, order_id, wait)
     try:
         order = await orders.place(new, idempotency_key)
     except KafkaUnavailable as exc:

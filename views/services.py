@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from app.handover import ReplyPart
 from app.node import Node
-from app.service_calls import PendingCall, TooManyCalls, UnknownService
+from app.service_calls import NodeStopping, PendingCall, TooManyCalls, UnknownService
 from streams.commands import KafkaUnavailable
 
 from .dependencies import NodeDep
@@ -78,6 +78,8 @@ async def call_service(
         raise Problem(404, "Not Found", f"No service {service!r}.") from None
     except TooManyCalls:
         raise unavailable("Too many requests wait for services on this node.", _retry_after(node)) from None
+    except NodeStopping:
+        raise unavailable("This node is shutting down.", _retry_after(node)) from None
     except KafkaUnavailable as exc:
         node.metrics.commands_failed.inc()
         raise unavailable(str(exc), _retry_after(node)) from None
@@ -96,6 +98,8 @@ async def call_service(
         node.metrics.service_timeouts.labels(service).inc()
         node.metrics.service_requests.labels(service, "504").inc()
         raise Problem(504, "Gateway Timeout", f"No reply from {service!r} within {wait:g}s.")
+    if call.stopped:
+        raise unavailable("This node shut down before the reply came.", _retry_after(node))
     node.metrics.service_seconds.labels(service).observe(time.perf_counter() - call.started)
     node.metrics.service_requests.labels(service, str(first.status)).inc()
     headers = {"X-Correlation-Id": call.correlation_id}
