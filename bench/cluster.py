@@ -26,7 +26,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from .harness import RawHttp, broker, deployment, kafka_hop, rss_mb, summary_ms
+from .harness import RawHttp, broker, deployment, kafka_hop, print_table, rss_mb, summary_ms
 
 RESULTS = Path(__file__).parent / "results"
 ORDER = {"customer_id": "bench", "product": "BENCH", "quantity": 1, "price": 1.0}
@@ -250,9 +250,7 @@ def main() -> None:
         ("(d) all woken at once", "", "", f"last answer after {parked['wake_up_all_at_once_seconds']} s"),
     ]
     header = ("measurement", "p50 ms", "p99 ms", "result")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
     print(f"\nsaved bench/results/cluster-{stamp}.json")
 
 

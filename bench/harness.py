@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -187,3 +188,43 @@ def order_body(i: int, product: str) -> bytes:
 def seed_stock(url: str, product: str) -> None:
     """Enough stock that no benchmark order fails the inventory check."""
     put_stock(url, product, 1_000_000_000)
+
+
+def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """Rows under a header, in aligned columns."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+Exchange = Callable[[RawHttp, int, int], Awaitable[bool]]
+"""One request of client `c`, its `i`-th: sends it, answers whether it succeeded."""
+
+
+async def closed_loop(url: str, clients: int, seconds: float, exchange: Exchange) -> tuple[int, int, list[float]]:
+    """`clients` keep-alive connections sending requests back to back for `seconds`.
+
+    Returns how many succeeded, how many did not, and every request's latency.
+    """
+    parts = urlsplit(url)
+    deadline = time.perf_counter() + seconds
+    latencies: list[float] = []
+    succeeded = failed = 0
+
+    async def client_loop(c: int) -> None:
+        nonlocal succeeded, failed
+        client = RawHttp(parts.hostname or "127.0.0.1", parts.port or 80)
+        i = 0
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                ok = await exchange(client, c, i)
+                latencies.append(time.perf_counter() - started)
+                succeeded += ok
+                failed += not ok
+                i += 1
+        finally:
+            await client.close()
+
+    await asyncio.gather(*(client_loop(c) for c in range(clients)))
+    return succeeded, failed, latencies

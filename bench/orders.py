@@ -24,7 +24,18 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .harness import RawHttp, broker, gateway, kafka_hop, order_body, rss_mb, seed_stock, summary_ms
+from .harness import (
+    RawHttp,
+    broker,
+    closed_loop,
+    gateway,
+    kafka_hop,
+    order_body,
+    print_table,
+    rss_mb,
+    seed_stock,
+    summary_ms,
+)
 
 # orders -> orders-by-product | orders-by-customer -> order-validations -> orders -> table
 HOPS_IN_FLOW = 4
@@ -53,32 +64,13 @@ async def concurrent_orders(
     url: str, clients: int, seconds: float, products: list[str]
 ) -> tuple[int, int, list[float]]:
     """`clients` connections placing orders back to back for `seconds`; counts VALIDATED answers."""
-    parts = urlsplit(url)
-    deadline = time.perf_counter() + seconds
-    latencies: list[float] = []
-    validated = 0
-    other = 0
 
-    async def client_loop(c: int) -> None:
-        nonlocal validated, other
-        client = RawHttp(parts.hostname or "127.0.0.1", parts.port or 80)
-        i = 0
-        try:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                body_bytes = order_body(c * 1_000_000 + i, products[i % len(products)])
-                status, body = await client.request("POST", "/v1/orders?wait_for=VALIDATED&timeout=30", body_bytes)
-                latencies.append(time.perf_counter() - started)
-                if status == 201 and orjson.loads(body)["state"] == "VALIDATED":
-                    validated += 1
-                else:
-                    other += 1
-                i += 1
-        finally:
-            await client.close()
+    async def place(client: RawHttp, c: int, i: int) -> bool:
+        body_bytes = order_body(c * 1_000_000 + i, products[i % len(products)])
+        status, body = await client.request("POST", "/v1/orders?wait_for=VALIDATED&timeout=30", body_bytes)
+        return status == 201 and orjson.loads(body)["state"] == "VALIDATED"
 
-    await asyncio.gather(*(client_loop(c) for c in range(clients)))
-    return validated, other, latencies
+    return await closed_loop(url, clients, seconds, place)
 
 
 def main() -> None:
@@ -128,11 +120,11 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"orders-{stamp}.json").write_text(json.dumps(result, indent=2))
-    print_table(result)
+    print_result(result)
     print(f"\nsaved bench/results/orders-{stamp}.json")
 
 
-def print_table(r: dict) -> None:  # type: ignore[type-arg]
+def print_result(r: dict) -> None:  # type: ignore[type-arg]
     f, s, c = r["floor_kafka_hop"], r["sequential_post_wait_validated"], r["concurrent"]
     rows = [
         ("(a) raw Kafka hop (floor)", f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", "", ""),
@@ -154,9 +146,7 @@ def print_table(r: dict) -> None:  # type: ignore[type-arg]
         ("(d) node RSS after the run", "", "", "", f"{r['node_rss_mb']} MiB"),
     ]
     header = ("measurement", "p50 ms", "p99 ms", "orders/s", "target")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ In one run on the same broker it measures
   (a) the floor: one raw aiokafka produce→consume hop, p50/p99;
   (b) POST /v1/services/echo/... round trip, sequential, p50/p99 (two hops:
       request topic → echo service → reply topic → gateway);
-  (c) echo requests/s with 64 concurrent clients on one node, p50/p99 under that load.
+  (c) echo requests/s with 64 concurrent clients on one node, p50/p99 under that load;
+  (d) (b) again through an echo service written with plain aiokafka (no Faust), which
+      tells the gateway's share of (b) from the Faust agent's.
 It prints a table and saves JSON in bench/results/. Not a test: nothing here
 passes or fails.
 """
@@ -18,18 +20,21 @@ import os
 import platform
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .harness import RawHttp, broker, gateway, kafka_hop, summary_ms
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from .harness import RawHttp, broker, closed_loop, gateway, kafka_hop, print_table, summary_ms
 
 HOPS = 2
 RESULTS = Path(__file__).parent / "results"
 
 
-async def sequential_echo(url: str, count: int) -> list[float]:
+async def sequential_echo(url: str, count: int, service: str = "echo") -> list[float]:
     """One echo request at a time."""
     parts = urlsplit(url)
     client = RawHttp(parts.hostname or "127.0.0.1", parts.port or 80)
@@ -37,7 +42,7 @@ async def sequential_echo(url: str, count: int) -> list[float]:
     try:
         for i in range(count):
             started = time.perf_counter()
-            status, body = await client.request("POST", f"/v1/services/echo/s{i}", b"ping")
+            status, body = await client.request("POST", f"/v1/services/{service}/s{i}", b"ping")
             latencies.append(time.perf_counter() - started)
             assert status == 200, (status, body[:200])
     finally:
@@ -47,28 +52,41 @@ async def sequential_echo(url: str, count: int) -> list[float]:
 
 async def concurrent_echo(url: str, clients: int, seconds: float) -> tuple[int, int, list[float]]:
     """`clients` connections sending echo requests back to back for `seconds`."""
-    parts = urlsplit(url)
-    deadline = time.perf_counter() + seconds
-    latencies: list[float] = []
-    answered = failed = 0
 
-    async def client_loop(c: int) -> None:
-        nonlocal answered, failed
-        client = RawHttp(parts.hostname or "127.0.0.1", parts.port or 80)
-        i = 0
-        try:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                status, _ = await client.request("POST", f"/v1/services/echo/c{c}-{i}", b"ping")
-                latencies.append(time.perf_counter() - started)
-                answered += status == 200
-                failed += status != 200
-                i += 1
-        finally:
-            await client.close()
+    async def echo(client: RawHttp, c: int, i: int) -> bool:
+        status, _ = await client.request("POST", f"/v1/services/echo/c{c}-{i}", b"ping")
+        return status == 200
 
-    await asyncio.gather(*(client_loop(c) for c in range(clients)))
-    return answered, failed, latencies
+    return await closed_loop(url, clients, seconds, echo)
+
+
+async def plain_echo_round_trips(url: str, bootstrap: str, topic: str, count: int) -> list[float]:
+    """(b) through an echo service written with plain aiokafka, running in this process."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"{topic}-echo", auto_offset_reset="latest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await consumer.start()
+    await producer.start()
+
+    async def serve() -> None:
+        async for request in consumer:
+            headers = dict(request.headers)
+            await producer.send(
+                headers["reply-to"].decode(),
+                request.value,
+                key=headers["correlation-id"],
+                headers=[(":status", b"200"), ("content-type", b"text/plain")],
+            )
+
+    serving = asyncio.create_task(serve())
+    try:
+        await sequential_echo(url, 50, service="plain-echo")  # warm up (the first waits for the group)
+        return await sequential_echo(url, count, service="plain-echo")
+    finally:
+        serving.cancel()
+        await consumer.stop()
+        await producer.stop()
 
 
 def main() -> None:
@@ -81,7 +99,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp:
         data = Path(tmp)
-        with broker(data) as bootstrap, gateway(bootstrap, data) as (url, _node):
+        plain_topic = f"bench-plain-echo-{uuid.uuid4().hex[:6]}"
+        with (
+            broker(data) as bootstrap,
+            gateway(bootstrap, data, STATEGATE_SERVICES=f"plain-echo={plain_topic}") as (
+                url,
+                _node,
+            ),
+        ):
             asyncio.run(kafka_hop(bootstrap, 1000))  # warm up the broker and every connection
             asyncio.run(sequential_echo(url, 200))
             asyncio.run(concurrent_echo(url, args.clients, 5))
@@ -90,6 +115,7 @@ def main() -> None:
             started = time.perf_counter()
             answered, failed, latencies = asyncio.run(concurrent_echo(url, args.clients, args.seconds))
             elapsed = time.perf_counter() - started
+            plain = summary_ms(asyncio.run(plain_echo_round_trips(url, bootstrap, plain_topic, args.sequential)))
 
     target_p50 = round(1.5 * HOPS * floor["p50_ms"], 2)
     result: dict[str, Any] = {
@@ -106,11 +132,12 @@ def main() -> None:
             "target_per_second": 2000,
             **summary_ms(latencies),
         },
+        "sequential_plain_aiokafka_echo": plain,
     }
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"services-{stamp}.json").write_text(json.dumps(result, indent=2))
-    f, s, c = result["floor_kafka_hop"], result["sequential_echo"], result["concurrent"]
+    f, s, c, p = result["floor_kafka_hop"], result["sequential_echo"], result["concurrent"], plain
     rows = [
         ("(a) raw Kafka hop (floor)", f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", "", ""),
         (
@@ -127,11 +154,10 @@ def main() -> None:
             f"{c['requests_per_second']:.0f}",
             "≥ 2000 requests/s: " + ("met" if c["requests_per_second"] >= 2000 else "MISSED"),
         ),
+        ("(d) (b) through a plain aiokafka echo", f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}", "", ""),
     ]
     header = ("measurement", "p50 ms", "p99 ms", "requests/s", "target")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
     print(f"\nsaved bench/results/services-{stamp}.json")
 
 
