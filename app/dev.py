@@ -45,11 +45,12 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float 
 
 
 def wait_until_settled(urls: list[str], timeout: float = START_TIMEOUT_SECONDS) -> None:
-    """Wait until every node sees all the others and is ready (the last join's rebalance is over)."""
+    """Wait until every node sees all the others answer and is ready (the last join's rebalance is over)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            members = [len(json.load(urllib.request.urlopen(f"{u}/v1/cluster", timeout=2))["nodes"]) for u in urls]
+            views = [json.load(urllib.request.urlopen(f"{u}/v1/cluster", timeout=2)) for u in urls]
+            members = [sum(1 for n in view["nodes"] if n["answers"]) for view in views]
             ready = all(urllib.request.urlopen(f"{u}/readyz", timeout=2).status == 200 for u in urls)
         except OSError:
             members, ready = [], False

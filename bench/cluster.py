@@ -38,7 +38,8 @@ def wait_two_members(urls: list[str], timeout: float = 60) -> None:
         try:
             views = [httpx.get(f"{u}/v1/cluster", timeout=5).json() for u in urls]
             ready = all(httpx.get(f"{u}/readyz", timeout=5).status_code == 200 for u in urls)
-            if ready and all(len(v["nodes"]) == len(urls) for v in views):
+            answering = all(n["answers"] for v in views for n in v["nodes"])
+            if ready and answering and all(len(v["nodes"]) == len(urls) for v in views):
                 return
         except httpx.HTTPError:
             pass

@@ -49,7 +49,8 @@ class Cluster:
         members = [sorted((n["url"], tuple(n["partitions"])) for n in v["nodes"]) for v in views]
         owned = sorted(p for n in views[0]["nodes"] for p in n["partitions"])
         same = all(m == members[0] for m in members)
-        return same and len(members[0]) == len(self.nodes) and owned == list(range(PARTITIONS))
+        answering = all(n["answers"] for v in views for n in v["nodes"])  # each sees the others' HTTP up
+        return same and answering and len(members[0]) == len(self.nodes) and owned == list(range(PARTITIONS))
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -7,6 +7,7 @@ lasts until something ends it: only a rebalance can end these waits early.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -21,11 +22,13 @@ WAIT = {"wait_for": "VALIDATED", "timeout": "40"}
 ORDER = {"customer_id": "c1", "product": "JUMPERS", "quantity": 1, "price": 1.0}
 
 
-def cluster_size(node: Node) -> int:
+def cluster_size(node: Node, answering: bool = True) -> int:
+    """How many members `node` sees (only those whose HTTP API answers it, unless told otherwise)."""
     try:
-        return len(httpx.get(f"{node.url}/v1/cluster", timeout=5).json()["nodes"])
+        members = httpx.get(f"{node.url}/v1/cluster", timeout=5).json()["nodes"]
     except httpx.HTTPError:
         return 0
+    return sum(1 for n in members if n["answers"] or not answering)
 
 
 def place_created(node: Node, count: int) -> list[str]:
@@ -153,7 +156,7 @@ def test_after_sigkill_the_survivor_serves_every_earlier_order(kafka: str, tmp_p
                 return False
 
         wait_for(served, 60, "the survivor to serve every order", interval=0.2)
-        assert cluster_size(first) == 1
+        assert cluster_size(first, answering=False) == 1
         # Within the session timeout the dead node is still a member, but the survivor's
         # probes (every second) stop it from sending clients there: 503 + Retry-After instead.
         assert all(after < 2.5 for after in redirected_to_the_dead), redirected_to_the_dead
@@ -181,7 +184,9 @@ def test_waiters_parked_on_a_survivor_outlive_a_sigkill_and_get_their_answer(kaf
             second.kill()
             # The killed node's clients lose their connection: nothing on the server can answer them.
             dropped = await asyncio.gather(*on_second, return_exceptions=True)
-            await asyncio.to_thread(wait_for, lambda: cluster_size(first) == 1, 30, "the survivor alone")
+            await asyncio.to_thread(
+                wait_for, lambda: cluster_size(first, answering=False) == 1, 30, "the survivor alone in the group"
+            )
             # Every order changes now; the waits parked on the survivor are still there to hear it.
             producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
             await producer.start()
@@ -199,10 +204,95 @@ def test_waiters_parked_on_a_survivor_outlive_a_sigkill_and_get_their_answer(kaf
         answered, dropped = asyncio.run(scenario())
         assert all(isinstance(result, httpx.TransportError) for result in dropped), dropped
         assert [(r.status_code, r.json()["state"]) for r in answered] == [(200, "VALIDATED")] * len(kept)
-        # The killed node's clients, asking again, are answered by the survivor.
-        for order_id in lost:
+
+        # The killed node's clients, asking again (after Retry-After while the survivor
+        # takes the partitions over), are answered by the survivor.
+        def validated_on_the_survivor(order_id: str) -> bool:
             again = httpx.get(f"{first.url}/v1/orders/{order_id}", params=WAIT, timeout=45)
-            assert (again.status_code, again.json()["state"]) == (200, "VALIDATED")
+            return again.status_code == 200 and again.json()["state"] == "VALIDATED"
+
+        wait_for(
+            lambda: all(validated_on_the_survivor(i) for i in lost), 30, "the survivor to serve them", interval=0.5
+        )
     finally:
         second.stop()
         first.stop()
+
+
+def test_a_rolling_restart_under_traffic_loses_no_order(kafka: str, tmp_path: Path) -> None:
+    """Clients keep placing orders (retrying as the contract says) while each node is restarted in turn."""
+    namespace = new_namespace("rolling")
+    env = system_env(kafka, namespace)
+    services = Stategate("services", tmp_path / "services", env).start()
+    nodes = [Node(tmp_path / f"node-{i}", env, node_id=f"node-{i}") for i in (1, 2)]
+    for node in nodes:
+        node.start()
+    stop = threading.Event()
+    outcomes: dict[str, dict[str, object]] = {}
+    try:
+        for node in nodes:
+            node.wait_ready()
+        wait_for(lambda: all(cluster_size(node) == 2 for node in nodes), 60, "two members")
+        httpx.put(f"{nodes[0].url}/v1/inventory/JUMPERS", json={"stock": 1_000_000}, timeout=10)
+
+        def place_until_validated(http: httpx.Client, key: str) -> dict[str, object]:
+            """What a client does: retry with the same key, on another node when one is down."""
+            deadline = time.monotonic() + 90
+            attempt = 0
+            while time.monotonic() < deadline:
+                node = nodes[attempt % 2]
+                attempt += 1
+                try:
+                    answer = http.post(
+                        f"{node.url}/v1/orders",
+                        params={"wait_for": "VALIDATED", "timeout": "10"},
+                        json=ORDER,
+                        headers={"Idempotency-Key": key},
+                    )
+                except httpx.TransportError:
+                    continue  # that node is restarting: ask the other one
+                if answer.status_code in (200, 201) and answer.json()["state"] == "VALIDATED":
+                    return dict(answer.json())
+                assert answer.status_code in (200, 201, 202, 503), (answer.status_code, answer.text)
+                stop.wait(float(answer.headers.get("retry-after", "0.2")))  # as the client is told
+            raise AssertionError(f"order {key} not validated within 90 s")
+
+        errors: list[BaseException] = []
+
+        def client(k: int) -> None:
+            try:
+                with httpx.Client(follow_redirects=True, timeout=30) as http:
+                    i = 0
+                    while not stop.is_set():
+                        key = f"rolling-{k}-{i}"
+                        outcomes[key] = place_until_validated(http, key)
+                        i += 1
+            except BaseException as exc:
+                errors.append(exc)
+
+        clients = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for thread in clients:
+            thread.start()
+        for node in nodes:  # the rolling restart
+            wait_for(lambda: len(outcomes) >= 5, 60, "traffic")
+            assert node.stop() == 0
+            node.start()
+            node.wait_ready()
+            wait_for(lambda: all(cluster_size(n) == 2 for n in nodes), 60, "two members again")
+        placed_before_the_end = len(outcomes)
+        stop.set()
+        for thread in clients:
+            thread.join(120)
+        assert not any(thread.is_alive() for thread in clients)
+        assert errors == []
+        assert len(outcomes) >= placed_before_the_end > 10
+        assert all(order["state"] == "VALIDATED" for order in outcomes.values())
+        # After both restarts, the cluster still serves every one of them, unchanged.
+        with httpx.Client(follow_redirects=True, timeout=10) as http:
+            for order in outcomes.values():
+                assert http.get(f"{nodes[0].url}/v1/orders/{order['id']}").json() == order
+    finally:
+        stop.set()
+        for node in nodes:
+            node.stop()
+        services.stop()
