@@ -218,7 +218,7 @@ class ServiceCalls:
 
 
 def _reply_part(record: ConsumerRecord[bytes, bytes]) -> ReplyPart:
-    headers = {name.lower(): value.decode("latin-1") for name, value in record.headers}
+    headers = {name.lower(): (value or b"").decode("latin-1") for name, value in record.headers}
     status = headers.get(":status", "200")
     return ReplyPart(
         status=int(status) if status.isdigit() and 100 <= int(status) <= 599 else 502,

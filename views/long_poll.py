@@ -3,8 +3,8 @@
 A long-poll holds memory for as long as it waits, and one node may hold ten
 thousand of them. So when a GET on an order this node owns has to wait, it
 waits here, below FastAPI: the request's own coroutine listens for the
-client to leave, a `Waiter` callback and a timer stand for the wait, and a
-task is made only to send the answer. Everything else (reads answered at
+client to leave, a `ParkedPoll` in the waiter registry stands for the wait
+(its deadline included), and a task is made only to send the answer. Everything else (reads answered at
 once, redirects, bad parameters, a full waiter registry, proxy mode) goes
 on to the FastAPI app in views/orders.py. A wait that ends here is answered
 exactly as views/orders.py answers it: 200, 202 + Retry-After, 304, 404,
