@@ -26,9 +26,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from .harness import RawHttp, broker, deployment, kafka_hop, print_table, rss_mb, summary_ms
+from .harness import RawHttp, broker, deployment, kafka_hop, print_table, rss_mb, save_result, summary_ms
 
-RESULTS = Path(__file__).parent / "results"
 ORDER = {"customer_id": "bench", "product": "BENCH", "quantity": 1, "price": 1.0}
 
 
@@ -222,9 +221,7 @@ def main() -> None:
         "failover_target_seconds": 10,
         "parked_long_polls": parked,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"cluster-{stamp}.json").write_text(json.dumps(result, indent=2))
+    saved = save_result("cluster", result)
     w = parked["wake_up_one_at_a_time"]
     rows = [
         ("(a) raw Kafka hop (floor)", f"{floor['p50_ms']:.2f}", f"{floor['p99_ms']:.2f}", ""),
@@ -252,7 +249,7 @@ def main() -> None:
     ]
     header = ("measurement", "p50 ms", "p99 ms", "result")
     print_table(header, rows)
-    print(f"\nsaved bench/results/cluster-{stamp}.json")
+    print(f"\nsaved {saved}")
 
 
 if __name__ == "__main__":

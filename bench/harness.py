@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -12,7 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -228,3 +231,14 @@ async def closed_loop(url: str, clients: int, seconds: float, exchange: Exchange
 
     await asyncio.gather(*(client_loop(c) for c in range(clients)))
     return succeeded, failed, latencies
+
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def save_result(name: str, result: dict[str, Any]) -> str:
+    """Write `result` to bench/results/NAME-STAMP.json; returns that path, relative to the project."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{name}-{stamp}.json").write_text(json.dumps(result, indent=2))
+    return f"bench/results/{name}-{stamp}.json"

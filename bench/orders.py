@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import tempfile
@@ -33,13 +32,13 @@ from .harness import (
     order_body,
     print_table,
     rss_mb,
+    save_result,
     seed_stock,
     summary_ms,
 )
 
 # orders -> orders-by-product | orders-by-customer -> order-validations -> orders -> table
 HOPS_IN_FLOW = 4
-RESULTS = Path(__file__).parent / "results"
 
 
 async def sequential_orders(url: str, count: int, product: str) -> list[float]:
@@ -117,11 +116,9 @@ def main() -> None:
         },
         "node_rss_mb": rss,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"orders-{stamp}.json").write_text(json.dumps(result, indent=2))
+    saved = save_result("orders", result)
     print_result(result)
-    print(f"\nsaved bench/results/orders-{stamp}.json")
+    print(f"\nsaved {saved}")
 
 
 def print_result(r: dict) -> None:  # type: ignore[type-arg]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import tempfile
@@ -28,10 +27,9 @@ from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from .harness import RawHttp, broker, closed_loop, gateway, kafka_hop, print_table, summary_ms
+from .harness import RawHttp, broker, closed_loop, gateway, kafka_hop, print_table, save_result, summary_ms
 
 HOPS = 2
-RESULTS = Path(__file__).parent / "results"
 
 
 async def sequential_echo(url: str, count: int, service: str = "echo") -> list[float]:
@@ -134,9 +132,7 @@ def main() -> None:
         },
         "sequential_plain_aiokafka_echo": plain,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"services-{stamp}.json").write_text(json.dumps(result, indent=2))
+    saved = save_result("services", result)
     f, s, c, p = result["floor_kafka_hop"], result["sequential_echo"], result["concurrent"], plain
     rows = [
         ("(a) raw Kafka hop (floor)", f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", "", ""),
@@ -158,7 +154,7 @@ def main() -> None:
     ]
     header = ("measurement", "p50 ms", "p99 ms", "requests/s", "target")
     print_table(header, rows)
-    print(f"\nsaved bench/results/services-{stamp}.json")
+    print(f"\nsaved {saved}")
 
 
 if __name__ == "__main__":

@@ -207,13 +207,19 @@ def test_waiters_parked_on_a_survivor_outlive_a_sigkill_and_get_their_answer(kaf
 
         # The killed node's clients, asking again (after Retry-After while the survivor
         # takes the partitions over), are answered by the survivor.
+        last: dict[str, tuple[int, str]] = {}
+
         def validated_on_the_survivor(order_id: str) -> bool:
-            again = httpx.get(f"{first.url}/v1/orders/{order_id}", params=WAIT, timeout=45)
+            params = {"wait_for": "VALIDATED", "timeout": "5"}
+            again = httpx.get(f"{first.url}/v1/orders/{order_id}", params=params, timeout=15)
+            last[order_id] = (again.status_code, again.text[:160])
             return again.status_code == 200 and again.json()["state"] == "VALIDATED"
 
-        wait_for(
-            lambda: all(validated_on_the_survivor(i) for i in lost), 30, "the survivor to serve them", interval=0.5
-        )
+        try:
+            wait_for(lambda: all(validated_on_the_survivor(i) for i in lost), 60, "the survivor to serve them", 0.5)
+        except AssertionError:
+            print("the survivor's last answers:", last)  # shown by pytest with the failure
+            raise
     finally:
         second.stop()
         first.stop()
