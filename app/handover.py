@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ class ReplyPart:
     content_type: str
     body: bytes
     batch: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """The reply's other headers, passed on to the HTTP response (see `passed_on`)."""
 
     @property
     def ends(self) -> bool:
@@ -48,6 +51,19 @@ def tag_of(correlation_id: str) -> str:
     return tag if dash and len(tag) == 8 else ""
 
 
+NOT_PASSED_ON = frozenset(
+    {"content-type", "content-length", "batch", "connection", "keep-alive", "transfer-encoding", "upgrade", "te",
+     "trailer", "proxy-connection", "x-stategate-node", "x-correlation-id"}
+)  # fmt: skip
+
+
+def passed_on(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The reply headers that go on to the HTTP response: not pseudo-headers, framing or the gateway's own."""
+    return tuple(
+        (name, text) for name, text in headers if not name.startswith(":") and name.lower() not in NOT_PASSED_ON
+    )
+
+
 def handover_body(correlation_id: str, part: ReplyPart) -> bytes:
     """The JSON body of a hand-over request."""
     return orjson.dumps(
@@ -56,6 +72,7 @@ def handover_body(correlation_id: str, part: ReplyPart) -> bytes:
             "status": part.status,
             "content_type": part.content_type,
             "batch": part.batch,
+            "headers": part.headers,
             "body": base64.b64encode(part.body).decode(),
         }
     )
@@ -65,8 +82,13 @@ def read_handover(body: bytes) -> tuple[str, ReplyPart]:
     """The correlation id and reply part of a hand-over body; ValueError if malformed."""
     value: Any = orjson.loads(body)
     try:
+        headers = tuple((str(name), str(text)) for name, text in value.get("headers", ()))
         part = ReplyPart(
-            int(value["status"]), str(value["content_type"]), base64.b64decode(value["body"]), value.get("batch")
+            int(value["status"]),
+            str(value["content_type"]),
+            base64.b64decode(value["body"]),
+            value.get("batch"),
+            passed_on(headers),
         )
         return str(value["correlation_id"]), part
     except (KeyError, TypeError, ValueError) as exc:

@@ -27,7 +27,7 @@ from streams.example_services import EXAMPLE_SERVICES
 from streams.replies import ReplyConsumer, partition_for
 
 from .config import Settings
-from .handover import HANDOVER_PATH, SIGNATURE_HEADER, ReplyPart, handover_body, node_tag, sign, tag_of
+from .handover import HANDOVER_PATH, SIGNATURE_HEADER, ReplyPart, handover_body, node_tag, passed_on, sign, tag_of
 from .metrics import Metrics
 
 log = logging.getLogger("stategate.services")
@@ -218,11 +218,13 @@ class ServiceCalls:
 
 
 def _reply_part(record: ConsumerRecord[bytes, bytes]) -> ReplyPart:
-    headers = {name.lower(): (value or b"").decode("latin-1") for name, value in record.headers}
+    pairs = [(name.lower(), (value or b"").decode("latin-1")) for name, value in record.headers]
+    headers = dict(pairs)
     status = headers.get(":status", "200")
     return ReplyPart(
         status=int(status) if status.isdigit() and 100 <= int(status) <= 599 else 502,
         content_type=headers.get("content-type", "application/json"),
         body=record.value or b"",
         batch=headers.get("batch"),
+        headers=passed_on(pairs),
     )

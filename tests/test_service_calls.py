@@ -92,9 +92,11 @@ class PlainService:
         content_type: str = "application/json",
         partition: int | None = None,
         batch: str | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         headers = dict(request.headers)
         reply_headers = [(":status", str(status).encode()), ("content-type", content_type.encode())]
+        reply_headers += [(name, value.encode()) for name, value in extra]
         if batch is not None:
             reply_headers.append(("batch", batch.encode()))
         await self.producer.send_and_wait(
@@ -112,6 +114,15 @@ def test_echo_answers_from_both_nodes(services_cluster: Cluster) -> None:
         assert response.status_code == 200, response.text
         assert response.json() == {"method": "POST", "path": "/hello?x=1", "body": "ping"}
         assert response.headers["x-stategate-node"] == node.node_id
+
+
+def test_any_method_reaches_the_service(services_cluster: Cluster) -> None:
+    node = services_cluster.nodes[0]
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        response = httpx.request(method, f"{node.url}/v1/services/echo/m", timeout=30)
+        assert (response.status_code, response.json()["method"]) == (200, method)
+    head = httpx.head(f"{node.url}/v1/services/echo/m", timeout=30)
+    assert (head.status_code, head.content) == (200, b"")
 
 
 def test_customers_and_basket_work_from_any_node(services_cluster: Cluster) -> None:
@@ -162,12 +173,16 @@ def test_a_plain_aiokafka_service_answers_with_its_own_status_and_type(kafka: st
             assert headers[":path"] == "/teapots/7?brew=1"
             assert headers["content-type"] == "application/json"
             assert request.key == b"teapots" and request.value == b"{}"
-            await service.reply(request, 418, b"short and stout", content_type="text/plain")
+            extra = (("allow", "GET, PUT"), ("x-teapot", "yes"), ("transfer-encoding", "chunked"), (":odd", "1"))
+            await service.reply(request, 418, b"short and stout", content_type="text/plain", extra=extra)
             return await call
 
     response = asyncio.run(scenario())
     assert (response.status_code, response.text) == (418, "short and stout")
     assert response.headers["content-type"].startswith("text/plain")
+    # The service's own headers are passed on; framing and pseudo-headers are not.
+    assert (response.headers["allow"], response.headers["x-teapot"]) == ("GET, PUT", "yes")
+    assert "transfer-encoding" not in response.headers and ":odd" not in response.headers
 
 
 def test_a_reply_on_another_nodes_partition_is_handed_over(kafka: str, services_cluster: Cluster) -> None:

@@ -28,7 +28,7 @@ from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 NDJSON = "application/x-ndjson"
 
 
@@ -102,7 +102,7 @@ async def call_service(
         raise unavailable("This node shut down before the reply came.", _retry_after(node))
     node.metrics.service_seconds.labels(service).observe(time.perf_counter() - call.started)
     node.metrics.service_requests.labels(service, str(first.status)).inc()
-    headers = {"X-Correlation-Id": call.correlation_id}
+    headers = {**dict(first.headers), "X-Correlation-Id": call.correlation_id}
     if first.ends:
         calls.finish(call)
         return Response(first.body, status_code=first.status, media_type=first.content_type, headers=headers)
