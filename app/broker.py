@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -85,10 +86,31 @@ def resolve_jars(version: str = KAFKA_VERSION) -> Path:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the ephemeral range.
+
+    A port the OS hands out for outgoing connections may be taken by one (a
+    Kafka client's, or a probe's self-connect) between choosing it and
+    binding it; a port below that range cannot be.
+    """
+    first_ephemeral = _first_ephemeral_port()
+    for _ in range(200):
+        port = random.randrange(10_000, first_ephemeral)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return max(int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]), 10_001)
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def new_cluster_id() -> str:
