@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings(
             args, host=args.host, port=args.port, node_id=args.node_id, advertised_url=args.advertised_url
         )
-        configure_logging(settings.node_id, settings.log_level)
+        configure_logging(settings.node_id, settings.log_level, settings.kafka_log_level)
         run_node(settings)
     elif args.command == "services":
         from .services import run_services
 
         settings = _settings(args, node_id="services")
-        configure_logging(settings.node_id, settings.log_level)
+        configure_logging(settings.node_id, settings.log_level, settings.kafka_log_level)
         run_services(settings)
     elif args.command == "dev":
         from .dev import run_dev

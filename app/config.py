@@ -72,6 +72,9 @@ class Settings:
     cluster_secret: str = field(default="", repr=False)
 
     log_level: str = "INFO"
+    # Faust, aiokafka and mode log a lot at INFO; their rebalance and recovery
+    # steps show at INFO, so raise this when a rebalance misbehaves.
+    kafka_log_level: str = "WARNING"
 
     @property
     def url(self) -> str:

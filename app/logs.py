@@ -23,7 +23,7 @@ class KeyValueFormatter(logging.Formatter):
 
 
 class RepeatFilter(logging.Filter):
-    """Let the same message from a Kafka client through once per `window` seconds.
+    """Let the same warning from a Kafka client through once per `window` seconds.
 
     With the broker away, aiokafka logs a connection error every few
     milliseconds; one line per window, with the count of those dropped, says
@@ -37,7 +37,7 @@ class RepeatFilter(logging.Filter):
         self._last: dict[tuple[str, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(self.prefixes):
+        if record.levelno < logging.WARNING or not record.name.startswith(self.prefixes):
             return True
         key = (record.name, str(record.msg))
         seen = self._last.get(key)
@@ -52,8 +52,8 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def configure_logging(node_id: str, level: str = "INFO") -> None:
-    """Log to stderr at `level`; Kafka client chatter only from WARNING up.
+def configure_logging(node_id: str, level: str = "INFO", kafka_level: str = "WARNING") -> None:
+    """Log to stderr at `level`; Kafka client chatter only from `kafka_level` up.
 
     Set explicitly because Faust's worker would otherwise set the root logger
     to DEBUG, and building every aiokafka debug record costs real CPU.
@@ -64,5 +64,6 @@ def configure_logging(node_id: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faust", "mode", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("aiokafka", "faust", "mode"):
+        logging.getLogger(noisy).setLevel(kafka_level.upper())
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -30,6 +30,7 @@ from streams.records import Order
 from streams.replies import replies_topic_spec
 
 from .config import Settings
+from .http_protocol import LeanHttpToolsProtocol
 from .metrics import Metrics
 from .orders import OrderService
 from .peers import Peers
@@ -164,6 +165,7 @@ def create_server(settings: Settings) -> NodeServer:
     config = uvicorn.Config(
         _WithLifespan(api, lifespan_app),
         interface="asgi3",
+        http=LeanHttpToolsProtocol,
         host=settings.host,
         port=settings.port,
         loop="none",

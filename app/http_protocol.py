@@ -1,0 +1,54 @@
+"""uvicorn's httptools protocol with lighter objects for each connection.
+
+A node holds up to `max_waiters` parked long-polls, each on its own
+connection, so what uvicorn keeps per connection is most of what a parked
+request costs. Three of those objects are empty `collections.deque`s of
+760 bytes each: the pipeline of queued requests, and the waiter queues of
+two `asyncio.Event`s (the response's flow control and the request body's
+arrival). They almost never hold anything; lists of 56 bytes do the same
+job. Everything else is uvicorn's own code, unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class LeanEvent(asyncio.Event):
+    """An `asyncio.Event` whose waiters are kept in a list (it rarely has more than one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiters: Any = []  # Event only appends, removes and iterates
+
+
+class Pipeline(list[Any]):
+    """The queue of pipelined requests, as a list: uvicorn only appends left and pops right."""
+
+    def appendleft(self, item: Any) -> None:
+        self.insert(0, item)
+
+
+class LeanHttpToolsProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` with `LeanEvent`s and a list pipeline instead of deques."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pipeline = Pipeline()  # type: ignore[assignment]
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        writable = LeanEvent()
+        writable.set()
+        self.flow._is_writable_event = writable
+
+    def on_headers_complete(self) -> None:
+        previous = self.cycle
+        super().on_headers_complete()
+        if self.cycle is not previous:
+            # A new request's cycle: its task is created but has not run yet
+            # and no body has arrived, so nothing waits on or has set its event.
+            self.cycle.message_event = LeanEvent()

@@ -1,0 +1,100 @@
+"""The lean uvicorn protocol still speaks HTTP/1.1: pipelining, streamed bodies, back-pressure.
+
+Each test runs uvicorn with `LeanHttpToolsProtocol` on a free port and
+talks to it over a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from app.broker import free_port
+from app.http_protocol import LeanHttpToolsProtocol
+
+BIG = 8 * 1024 * 1024
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """`/size` answers the request body's length; `/big` answers BIG bytes; anything else its path."""
+    if scope["type"] != "http":
+        return
+    body = bytearray()
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    if scope["path"] == "/big":
+        payload = b"x" * BIG
+    elif scope["path"] == "/size":
+        payload = str(len(body)).encode()
+    else:
+        payload = scope["path"].encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(payload)).encode())]}
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=LeanHttpToolsProtocol, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_pipelined_requests_are_answered_in_order(url: str) -> None:
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"".join(f"GET /r{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(5)))
+        received = b""
+        deadline = time.monotonic() + 5
+        while received.count(b"HTTP/1.1 200") < 5 or not received.endswith(b"/r4"):
+            assert time.monotonic() < deadline, received
+            received += sock.recv(65536)
+    bodies = [part.rsplit(b"\r\n\r\n", 1)[1] for part in received.split(b"HTTP/1.1 200")[1:]]
+    assert bodies == [f"/r{i}".encode() for i in range(5)]
+
+
+def test_a_body_sent_in_chunks_arrives_whole(url: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):
+            yield b"y" * 16384
+
+    response = httpx.post(f"{url}/size", content=chunks(), timeout=10)
+    assert response.text == str(64 * 16384)
+
+
+def test_a_slow_reader_gets_a_large_response_whole(url: str) -> None:
+    async def slow_read() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server fills the socket and must wait for it to drain
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        body = await reader.readexactly(BIG)
+        writer.close()
+        return len(body)
+
+    assert asyncio.run(asyncio.wait_for(slow_read(), 20)) == BIG
