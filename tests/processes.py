@@ -89,14 +89,18 @@ class Node(Stategate):
         self.wait_ready()
         return self
 
+    def is_ready(self) -> bool:
+        """Whether /readyz answers 200 now."""
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         def ready() -> bool:
             if not self.running:
                 raise AssertionError(f"node exited:\n{self.log()[-3000:]}")
-            try:
-                return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return self.is_ready()
 
         wait_for(ready, timeout, f"node {self.node_id} to be ready", interval=0.1)
 
