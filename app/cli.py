@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `stategate` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # SIGTERM raises SystemExit in the synchronous commands; the async ones install their own handlers.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     if args.command == "kafka":
@@ -56,10 +57,15 @@ def main(argv: list[str] | None = None) -> None:
         run_kafka(args.port, args.data_dir)
     elif args.command == "node":
         from .node import run_node
+        from .peers import parse_peer_urls
 
         settings = _settings(
             args, host=args.host, port=args.port, node_id=args.node_id, advertised_url=args.advertised_url
         )
+        try:
+            parse_peer_urls(settings.peer_urls)
+        except ValueError as exc:
+            parser.error(f"STATEGATE_PEER_URLS: {exc}")
         configure_logging(settings.node_id, settings.log_level, settings.kafka_log_level)
         run_node(settings)
     elif args.command == "services":

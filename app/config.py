@@ -34,6 +34,10 @@ class Settings:
     data_dir: Path = Path("./data")
     node_id: str = field(default_factory=lambda: socket.gethostname())
     advertised_url: str = ""
+    # `advertised=internal,...`: where nodes reach each other when the URLs
+    # advertised to clients do not work between nodes (containers that
+    # publish ports on the host). Clients only ever see advertised URLs.
+    peer_urls: str = ""
     routing: str = "redirect"  # or "proxy": forward requests to the owning node
 
     namespace: str = ""

@@ -52,7 +52,7 @@ class Node:
         self.metrics.parked.set_function(lambda: len(self.waiters))
         self.streams = GatewayStreams(settings, on_change=self._on_change)
         self.producer = CommandProducer(settings)
-        self.peers = Peers(settings.url, settings.node_id)
+        self.peers = Peers(settings.url, settings.node_id, peer_urls=settings.peer_urls)
         orders_topic = self.streams.topics.orders.get_topic_name()
         self.routing = Routing(self.streams.app, settings.url, orders_topic, is_down=self.peers.is_down)
         self.orders = OrderService(

@@ -26,10 +26,11 @@ PROBE_INTERVAL_SECONDS = 1.0
 class Peers:
     """The other live nodes, as this node learns about them: their ids and whether they answer."""
 
-    def __init__(self, self_url: str, self_id: str, timeout: float = 1.0) -> None:
+    def __init__(self, self_url: str, self_id: str, timeout: float = 1.0, peer_urls: str = "") -> None:
         self.self_url = self_url.rstrip("/")
         self.self_id = self_id
         self.timeout = timeout
+        self.internal_urls = parse_peer_urls(peer_urls)
         self._ids: dict[str, str] = {}
         self._down: set[str] = set()
         self._client: httpx.AsyncClient | None = None
@@ -89,10 +90,58 @@ class Peers:
     def client(self) -> httpx.AsyncClient:
         """The HTTP client for requests to other nodes."""
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout, limits=httpx.Limits(max_connections=1000))
+            limits = httpx.Limits(max_connections=1000)
+            transport = PeerTransport(httpx.AsyncHTTPTransport(limits=limits), self.internal_urls)
+            self._client = httpx.AsyncClient(timeout=self.timeout, transport=transport)
         return self._client
 
     async def close(self) -> None:
         """Close the HTTP client."""
         if self._client is not None:
             await self._client.aclose()
+
+
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+def parse_peer_urls(text: str) -> dict[Origin, httpx.URL]:
+    """`advertised=internal,...` as a map from an advertised origin to the internal URL.
+
+    Raises ValueError on anything but pairs of absolute http(s) URLs.
+    """
+    mapping: dict[Origin, httpx.URL] = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        advertised, sep, internal = pair.partition("=")
+        if not sep:
+            raise ValueError(f"peer URL {pair!r} is not advertised=internal")
+        try:
+            urls = [httpx.URL(advertised.strip()), httpx.URL(internal.strip())]
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"peer URL in {pair!r}: {exc}") from None
+        for url in urls:
+            if url.scheme not in ("http", "https") or not url.host:
+                raise ValueError(f"peer URL {str(url)!r} is not an absolute http(s) URL")
+        mapping[_origin(urls[0])] = urls[1]
+    return mapping
+
+
+def _origin(url: httpx.URL) -> Origin:
+    default_port = 443 if url.scheme == "https" else 80
+    return url.scheme, url.host, url.port or default_port
+
+
+class PeerTransport(httpx.AsyncBaseTransport):
+    """Sends a request for a member's advertised origin to its internal URL instead."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, internal_urls: dict[Origin, httpx.URL]) -> None:
+        self.transport = transport
+        self.internal_urls = internal_urls
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        internal = self.internal_urls.get(_origin(request.url))
+        if internal is not None:
+            request.url = request.url.copy_with(scheme=internal.scheme, host=internal.host, port=internal.port)
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()

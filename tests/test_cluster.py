@@ -12,6 +12,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.broker import free_port
+
 from .conftest import new_namespace
 from .processes import Node, Stategate, system_env, wait_for
 
@@ -289,3 +291,38 @@ def test_three_nodes_agree_on_the_owner_of_every_key(kafka: str, tmp_path: Path)
                     assert response.headers["location"] == f"{owners[0].url}/v1/orders/{order_id}"
     finally:
         three.stop()
+
+
+def test_nodes_call_each_other_at_their_peer_urls_and_send_clients_to_advertised_ones(
+    kafka: str, tmp_path: Path
+) -> None:
+    """As in docker-compose: each node advertises a host port that the other nodes cannot reach."""
+    ports = [free_port(), free_port()]
+    advertised = [f"http://127.0.0.1:{free_port()}" for _ in ports]  # nothing listens there
+    peer_urls = ",".join(f"{a}=http://127.0.0.1:{p}" for a, p in zip(advertised, ports, strict=True))
+    env = system_env(kafka, new_namespace("peer-urls"), STATEGATE_PEER_URLS=peer_urls)
+    nodes = [
+        Node(tmp_path / f"node-{i}", {**env, "STATEGATE_ADVERTISED_URL": advertised[i - 1]}, f"node-{i}", ports[i - 1])
+        for i in (1, 2)
+    ]
+    try:
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_ready()
+
+        def both_answer() -> bool:
+            views = [httpx.get(f"{node.url}/v1/cluster", timeout=5).json() for node in nodes]
+            return all(sorted((n["url"], n["id"], n["answers"]) for n in v["nodes"]) == [
+                (advertised[0], "node-1", True), (advertised[1], "node-2", True)] for v in views)  # fmt: skip
+
+        wait_for(both_answer, 60, "each node to reach the other at its peer URL", interval=0.2)
+        first, second = nodes
+        order_id = httpx.post(f"{second.url}/v1/orders", json=order_body(), timeout=10).json()["id"]
+        wait_for(lambda: httpx.get(f"{second.url}/v1/orders/{order_id}", timeout=5).status_code == 200, 20, "order")
+        answer = httpx.get(f"{first.url}/v1/orders/{order_id}", params={"wait_for": "CREATED"}, timeout=10)
+        assert answer.status_code == 307, answer.text
+        assert answer.headers["location"] == f"{advertised[1]}/v1/orders/{order_id}?wait_for=CREATED"
+    finally:
+        for node in nodes:
+            node.stop()
