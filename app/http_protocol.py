@@ -26,10 +26,13 @@ class LeanEvent(asyncio.Event):
 
 
 class Pipeline(list[Any]):
-    """The queue of pipelined requests, as a list: uvicorn only appends left and pops right."""
+    """The queue of pipelined requests, as a list with the deque methods uvicorn calls."""
 
     def appendleft(self, item: Any) -> None:
         self.insert(0, item)
+
+    def popleft(self) -> Any:
+        return self.pop(0)
 
 
 class LeanHttpToolsProtocol(HttpToolsProtocol):
