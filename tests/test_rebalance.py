@@ -240,7 +240,8 @@ def test_order_versions_written_across_a_sigkill_all_reach_the_survivors_table(k
     The table is what the gateway answers from, so a record that Kafka holds
     but the survivor skipped while it rebalanced would be an order answered
     wrongly forever. Records go straight to `orders`, about one every 5 ms,
-    each a new order, until the survivor has been ready for two seconds.
+    until the survivor has been ready for two seconds: new orders, and next
+    versions of orders written two seconds before.
     """
     namespace = new_namespace("failover-writes")
     env = system_env(kafka, namespace, STATEGATE_KAFKA_LOG_LEVEL="INFO")
@@ -250,7 +251,8 @@ def test_order_versions_written_across_a_sigkill_all_reach_the_survivors_table(k
         wait_for(lambda: cluster_size(first) == cluster_size(second) == 2, 30, "two members")
         first.wait_ready()
         template = httpx.post(f"{first.url}/v1/orders", json=ORDER, timeout=10).json()
-        written: dict[str, tuple[float, int, int]] = {}  # id -> (seconds after the kill, partition, offset)
+        # id -> its last version: (version, seconds after the kill, partition, offset)
+        written: dict[str, tuple[int, float, int, int]] = {}
 
         async def write_across_the_failover() -> None:
             producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True)
@@ -266,19 +268,22 @@ def test_order_versions_written_across_a_sigkill_all_reach_the_survivors_table(k
                     now = time.monotonic()
                     if second.running and now >= killed_at:
                         second.kill()
-                    order_id = f"w-{count:05d}"
-                    value = orjson.dumps({**template, "id": order_id, "version": 1})
+                    if count % 2 == 0 or count < 400:
+                        order_id, version, state = f"w-{count:05d}", 1, "CREATED"
+                    else:  # the next version of an order written 399 records (≈ 2 s) before
+                        order_id, version, state = f"w-{count - 399:05d}", 2, "VALIDATED"
+                    value = orjson.dumps({**template, "id": order_id, "version": version, "state": state})
                     future = await producer.send(f"{namespace}.orders", key=order_id.encode(), value=value)
-                    sent.append((order_id, now - killed_at, future))
+                    sent.append((order_id, version, now - killed_at, future))
                     count += 1
                     if count % 40 == 0 and ready_since is None and not second.running:
                         alone = await asyncio.to_thread(cluster_size, first, False)
                         if alone == 1 and await asyncio.to_thread(first.is_ready):
                             ready_since = time.monotonic()
                     await asyncio.sleep(max(0.0, started + count * 0.005 - time.monotonic()))
-                for order_id, at, future in sent:
+                for order_id, version, at, future in sent:
                     metadata = await future
-                    written[order_id] = (round(at, 3), metadata.partition, metadata.offset)
+                    written[order_id] = (version, round(at, 3), metadata.partition, metadata.offset)
             finally:
                 await producer.stop()
 
@@ -288,13 +293,16 @@ def test_order_versions_written_across_a_sigkill_all_reach_the_survivors_table(k
         def all_in_the_table() -> bool:
             nonlocal missing
             with httpx.Client(base_url=first.url, timeout=5) as http:
-                missing = [i for i in missing if http.get(f"/v1/orders/{i}").status_code != 200]
+                missing = [i for i in missing if not holds(http.get(f"/v1/orders/{i}"), written[i][0])]
             return not missing
 
+        def holds(answer: httpx.Response, version: int) -> bool:
+            return answer.status_code == 200 and answer.json()["version"] == version
+
         try:
-            wait_for(all_in_the_table, 30, "every written order in the survivor's table", interval=0.5)
+            wait_for(all_in_the_table, 30, "every written version in the survivor's table", interval=0.5)
         except AssertionError:
-            print(f"{len(missing)} of {len(written)} never applied:", [(i, written[i]) for i in missing[:40]])
+            print(f"{len(missing)} of {len(written)} not as written:", [(i, written[i]) for i in missing[:40]])
             print("the survivor's rebalance log:\n" + recovery_log(first))
             raise
     finally:
