@@ -6,7 +6,11 @@ request costs. Three of those objects are empty `collections.deque`s of
 760 bytes each: the pipeline of queued requests, and the waiter queues of
 two `asyncio.Event`s (the response's flow control and the request body's
 arrival). They almost never hold anything; lists of 56 bytes do the same
-job. Everything else is uvicorn's own code, unchanged.
+job.
+
+Past uvicorn's `limit_concurrency`, requests get this gateway's 503
+(problem+json with Retry-After) instead of uvicorn's plain-text one.
+Everything else is uvicorn's own code, unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+OVERLOADED = orjson.dumps(
+    {"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "Too many open requests."}
+)
 
 
 class LeanEvent(asyncio.Event):
@@ -38,6 +48,8 @@ class Pipeline(list[Any]):
 class LeanHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with `LeanEvent`s and a list pipeline instead of deques."""
 
+    retry_after_seconds = 1
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline = Pipeline()  # type: ignore[assignment]
@@ -55,3 +67,16 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
             # A new request's cycle: its task is created but has not run yet
             # and no body has arrived, so nothing waits on or has set its event.
             self.cycle.message_event = LeanEvent()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        super()._start_asgi_task(cycle, self._overloaded if app is service_unavailable else app)
+
+    async def _overloaded(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(OVERLOADED)).encode()),
+            (b"retry-after", str(self.retry_after_seconds).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": OVERLOADED})

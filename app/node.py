@@ -165,7 +165,7 @@ def create_server(settings: Settings) -> NodeServer:
     config = uvicorn.Config(
         _WithLifespan(api, lifespan_app),
         interface="asgi3",
-        http=LeanHttpToolsProtocol,
+        http=type("NodeHttpProtocol", (LeanHttpToolsProtocol,), {"retry_after_seconds": settings.retry_after_seconds}),
         host=settings.host,
         port=settings.port,
         loop="none",

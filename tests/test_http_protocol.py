@@ -7,6 +7,7 @@ talks to it over a real socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -45,11 +46,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
+@contextlib.contextmanager
+def serving(**options: Any) -> Iterator[str]:
+    """uvicorn with the lean protocol on a free port, in a thread, for the duration of the block."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=LeanHttpToolsProtocol, log_config=None, lifespan="off"
+        app, host="127.0.0.1", port=port, http=LeanHttpToolsProtocol, log_config=None, lifespan="off", **options
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -58,9 +60,17 @@ def url() -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with serving() as base_url:
+        yield base_url
 
 
 def test_pipelined_requests_are_answered_in_order(url: str) -> None:
@@ -98,3 +108,15 @@ def test_a_slow_reader_gets_a_large_response_whole(url: str) -> None:
         return len(body)
 
     assert asyncio.run(asyncio.wait_for(slow_read(), 20)) == BIG
+
+
+def test_past_the_connection_limit_the_answer_is_problem_json_with_retry_after() -> None:
+    with serving(limit_concurrency=1) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as busy:
+            busy.sendall(b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")  # body never comes
+            answer = httpx.get(f"{base_url}/r", timeout=5)
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["status"] == 503
