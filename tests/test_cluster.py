@@ -311,12 +311,19 @@ def test_nodes_call_each_other_at_their_peer_urls_and_send_clients_to_advertised
         for node in nodes:
             node.wait_ready()
 
+        expected = sorted([(advertised[0], "node-1", True), (advertised[1], "node-2", True)])
+        seen: list[object] = []
+
         def both_answer() -> bool:
             views = [httpx.get(f"{node.url}/v1/cluster", timeout=5).json() for node in nodes]
-            return all(sorted((n["url"], n["id"], n["answers"]) for n in v["nodes"]) == [
-                (advertised[0], "node-1", True), (advertised[1], "node-2", True)] for v in views)  # fmt: skip
+            seen[:] = [sorted((n["url"], n["id"], n["answers"]) for n in view["nodes"]) for view in views]
+            return all(members == expected for members in seen)
 
-        wait_for(both_answer, 60, "each node to reach the other at its peer URL", interval=0.2)
+        try:
+            wait_for(both_answer, 60, "each node to reach the other at its peer URL", interval=0.2)
+        except AssertionError:
+            print("expected", expected, "each node saw", seen)
+            raise
         first, second = nodes
         order_id = httpx.post(f"{second.url}/v1/orders", json=order_body(), timeout=10).json()["id"]
         wait_for(lambda: httpx.get(f"{second.url}/v1/orders/{order_id}", timeout=5).status_code == 200, 20, "order")
