@@ -80,3 +80,13 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         ]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": OVERLOADED})
+
+
+def node_http_protocol(retry_after_seconds: int) -> type[LeanHttpToolsProtocol]:
+    """The protocol class a node gives uvicorn, answering overload with this Retry-After."""
+
+    class NodeHttpProtocol(LeanHttpToolsProtocol):
+        pass
+
+    NodeHttpProtocol.retry_after_seconds = retry_after_seconds
+    return NodeHttpProtocol

@@ -30,7 +30,7 @@ from streams.records import Order
 from streams.replies import replies_topic_spec
 
 from .config import Settings
-from .http_protocol import LeanHttpToolsProtocol
+from .http_protocol import node_http_protocol
 from .metrics import Metrics
 from .orders import OrderService
 from .peers import Peers
@@ -165,7 +165,7 @@ def create_server(settings: Settings) -> NodeServer:
     config = uvicorn.Config(
         _WithLifespan(api, lifespan_app),
         interface="asgi3",
-        http=type("NodeHttpProtocol", (LeanHttpToolsProtocol,), {"retry_after_seconds": settings.retry_after_seconds}),
+        http=node_http_protocol(settings.retry_after_seconds),
         host=settings.host,
         port=settings.port,
         loop="none",

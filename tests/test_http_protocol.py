@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from app.broker import free_port
-from app.http_protocol import LeanHttpToolsProtocol
+from app.http_protocol import LeanHttpToolsProtocol, node_http_protocol
 
 BIG = 8 * 1024 * 1024
 
@@ -47,12 +47,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextlib.contextmanager
-def serving(**options: Any) -> Iterator[str]:
+def serving(protocol: type[LeanHttpToolsProtocol] = LeanHttpToolsProtocol, **options: Any) -> Iterator[str]:
     """uvicorn with the lean protocol on a free port, in a thread, for the duration of the block."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=LeanHttpToolsProtocol, log_config=None, lifespan="off", **options
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol, log_config=None, lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -111,12 +109,12 @@ def test_a_slow_reader_gets_a_large_response_whole(url: str) -> None:
 
 
 def test_past_the_connection_limit_the_answer_is_problem_json_with_retry_after() -> None:
-    with serving(limit_concurrency=1) as base_url:
+    with serving(node_http_protocol(retry_after_seconds=7), limit_concurrency=1) as base_url:
         port = int(base_url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as busy:
             busy.sendall(b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")  # body never comes
             answer = httpx.get(f"{base_url}/r", timeout=5)
     assert answer.status_code == 503
     assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.headers["retry-after"] == "1"
+    assert answer.headers["retry-after"] == "7"
     assert answer.json()["status"] == 503
