@@ -17,7 +17,6 @@ import asyncio
 import json
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,7 +212,6 @@ def main() -> None:
                 )
 
     result: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "floor_kafka_hop": floor,
         "get_direct_to_owner": summary_ms(direct),
         "get_via_307": summary_ms(via),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -237,8 +238,14 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def save_result(name: str, result: dict[str, Any]) -> str:
-    """Write `result` to bench/results/NAME-STAMP.json; returns that path, relative to the project."""
+    """Write `result`, with when and on what it ran, to bench/results/NAME-STAMP.json; returns that path."""
     RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"{name}-{stamp}.json").write_text(json.dumps(result, indent=2))
+    now = datetime.now(UTC)
+    stamped = {
+        "when": now.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **result,
+    }
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{name}-{stamp}.json").write_text(json.dumps(stamped, indent=2))
     return f"bench/results/{name}-{stamp}.json"

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -101,8 +98,6 @@ def main() -> None:
 
     target_p50 = round(1.5 * HOPS_IN_FLOW * floor["p50_ms"], 2)
     result = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "floor_kafka_hop": floor,
         "sequential_post_wait_validated": {**sequential, "target_p50_ms": target_p50, "hops": HOPS_IN_FLOW},
         "concurrent": {

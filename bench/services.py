@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,8 +114,6 @@ def main() -> None:
 
     target_p50 = round(1.5 * HOPS * floor["p50_ms"], 2)
     result: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "floor_kafka_hop": floor,
         "sequential_echo": {**sequential, "target_p50_ms": target_p50, "hops": HOPS},
         "concurrent": {
