@@ -63,6 +63,9 @@ class Settings:
 
     # Kafka client tuning: these shape the latency of every hop.
     producer_linger_ms: int = 0
+    # How long a fetch waits on the broker when no record is there yet; the
+    # broker answers at once when one arrives, so this only paces idle fetches.
+    fetch_max_wait_ms: int = 100
     commit_interval_seconds: float = 1.0
     rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 4 * 1024 * 1024

@@ -1,12 +1,13 @@
-"""One gateway node: the Faust worker and the HTTP API in one process and one event loop.
+"""One gateway node: the order view and the HTTP API in one process and one event loop.
 
     uvicorn ─► views (FastAPI) ─► app.orders.OrderService ─► streams (Kafka)
                                           ▲
-    `orders` topic ─► streams.orders_table ┘ (wakes parked requests)
+    `orders` topic ─► streams.order_view ──┘ (wakes parked requests)
 
-uvicorn drives the loop; the lifespan starts the command producer and the
-Faust app. On SIGTERM the server stops accepting, answers every parked
-request, lets open requests finish, then stops Faust.
+uvicorn drives the loop; the lifespan starts the command producer, the
+reply consumer and the order view. On SIGTERM the server stops accepting,
+answers every parked request, lets open requests finish, then leaves the
+group.
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, cast
 
 import uvicorn
-from faust.contrib.asgi import faust_app_running
-from faust.tables.manager import TableManager
-from faust.types import TP
 
-from streams.admin import ensure_topics
+from streams.admin import TopicSpec, ensure_topics
 from streams.commands import CommandProducer
-from streams.orders_table import GatewayStreams
+from streams.order_view import OrderView
 from streams.records import Order
 from streams.replies import replies_topic_spec
+from streams.topics import ORDERS, WAREHOUSE_INVENTORY
 
 from .config import Settings
 from .http_protocol import node_http_protocol
@@ -50,13 +49,17 @@ class Node:
         self.metrics = Metrics()
         self.waiters = Waiters(settings.max_waiters)
         self.metrics.parked.set_function(lambda: len(self.waiters))
-        self.streams = GatewayStreams(settings, on_change=self._on_change)
+        self.view = OrderView(settings, on_change=self._on_change, on_assigned=self._on_partitions_assigned)
         self.producer = CommandProducer(settings)
         self.peers = Peers(settings.url, settings.node_id, peer_urls=settings.peer_urls)
-        orders_topic = self.streams.topics.orders.get_topic_name()
-        self.routing = Routing(self.streams.app, settings.url, orders_topic, is_down=self.peers.is_down)
+        self.routing = Routing(self.view, settings.url, is_down=self.peers.is_down)
         self.orders = OrderService(
-            self.producer, self.streams.orders, self.waiters, self.streams.topics, new_id=self.routing.new_order_id
+            self.producer,
+            self.view,
+            self.waiters,
+            orders_topic=settings.topic(ORDERS),
+            inventory_topic=settings.topic(WAREHOUSE_INVENTORY),
+            new_id=self.routing.new_order_id,
         )
         self.service_calls = ServiceCalls(
             settings,
@@ -67,26 +70,19 @@ class Node:
         )
         self.metrics.service_parked.set_function(lambda: len(self.service_calls))
         self.draining = False
-        self.streams.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
     def _on_change(self, order: Order) -> None:
         self.orders.on_change(order)
 
-    async def _on_partitions_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+    def _on_partitions_assigned(self, mine: frozenset[int]) -> None:
         """Send the requests parked on orders this node no longer owns to their new owner."""
-        assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
-        orders_topic = self.routing.orders_topic
-        mine = {tp.partition for tp in assigned if tp.topic == orders_topic}
         moved = self.waiters.move(lambda order_id: self.routing.partition_of(order_id) not in mine)
         if moved:
             log.info("redirected parked requests after a rebalance", extra={"moved": moved})
 
     def is_ready(self) -> bool:
-        """Tables recovered, no rebalance under way, not shutting down."""
-        app = self.streams.app
-        tables = cast(TableManager, app.tables)
-        recovered = tables.recovery.completed.is_set()
-        return recovered and not app.rebalancing and not self.draining
+        """Partitions assigned and read to their end, no rebalance under way, not shutting down."""
+        return self.view.ready and not self.draining
 
     def drain(self) -> None:
         """Answer every parked request now; used when the node stops.
@@ -104,19 +100,22 @@ class Node:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Start the producer and the Faust app for the duration of the block."""
-        await ensure_topics(self.settings, [*self.streams.topic_specs, replies_topic_spec(self.settings)])
+        """Start the producer, the reply consumer and the order view for the duration of the block."""
+        settings = self.settings
+        topics = [TopicSpec(settings.topic(name), settings.partitions) for name in (ORDERS, WAREHOUSE_INVENTORY)]
+        await ensure_topics(settings, [*topics, replies_topic_spec(settings)])
         await self.producer.start()
         await self.service_calls.replies.start()
         try:
-            async with faust_app_running(self.streams.app, stop_timeout=self.settings.shutdown_seconds / 2):
-                log.info("node started", extra={"url": self.settings.url})
-                probing = asyncio.get_running_loop().create_task(self.peers.probe(self.routing.members))
-                try:
-                    yield
-                finally:
-                    probing.cancel()
+            await self.view.start()
+            log.info("node started", extra={"url": settings.url})
+            probing = asyncio.get_running_loop().create_task(self.peers.probe(self.routing.members))
+            try:
+                yield
+            finally:
+                probing.cancel()
         finally:
+            await self.view.stop()
             await self.service_calls.replies.stop()
             await self.peers.close()
             await self.producer.stop()
@@ -151,7 +150,7 @@ class NodeServer(uvicorn.Server):
 
 
 def create_server(settings: Settings) -> NodeServer:
-    """The node's HTTP server, with the Faust app in its lifespan."""
+    """The node's HTTP server, with the order view in its lifespan."""
     from views.api import create_api
 
     node = Node(settings)

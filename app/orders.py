@@ -1,7 +1,7 @@
 """The order use-cases the HTTP views call: place, look up, wait, set stock.
 
 views/orders.py ─► OrderService.place ─► CommandProducer ─► `orders` topic
-`orders` topic ─► streams/orders_table.py ─► OrderService.on_change ─► Waiters
+`orders` topic ─► streams/order_view.py ─► OrderService.on_change ─► Waiters
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from streams.commands import CommandProducer
-from streams.orders_table import OrdersTable
+from streams.order_view import OrderView
 from streams.records import Order, StockLevel, utc_now
-from streams.topics import OrderTopics
 
 from .waiters import Condition, Waiters, wait
 
@@ -67,17 +66,18 @@ class OrderService:
     def __init__(
         self,
         producer: CommandProducer,
-        table: OrdersTable,
+        view: OrderView,
         waiters: Waiters,
-        topics: OrderTopics,
+        orders_topic: str,
+        inventory_topic: str,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         remembered: int = 10_000,
     ) -> None:
         self.producer = producer
-        self.table = table
+        self.view = view
         self.waiters = waiters
-        self.orders_topic = topics.orders.get_topic_name()
-        self.inventory_topic = topics.warehouse_inventory.get_topic_name()
+        self.orders_topic = orders_topic
+        self.inventory_topic = inventory_topic
         self.new_id = new_id
         # Orders this node wrote that its table has not shown yet, so that a
         # retry in that window is answered with the first order.
@@ -87,7 +87,7 @@ class OrderService:
 
     def lookup(self, order_id: str) -> Order | None:
         """The newest version of an order known to this node."""
-        return self.table.get(order_id) or self._written.get(order_id)
+        return self.view.get(order_id) or self._written.get(order_id)
 
     async def place(self, new: NewOrder, idempotency_key: str | None = None) -> Order:
         """Write a CREATED order to Kafka and return it.
@@ -157,7 +157,7 @@ class OrderService:
         return self.lookup(order_id), False
 
     def on_change(self, order: Order) -> None:
-        """Called by the orders table's agent for every version it applies."""
+        """Called by the order view for every version it applies."""
         self._written.pop(order.id, None)
         self.waiters.publish(order)
 

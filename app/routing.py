@@ -1,10 +1,10 @@
-"""Which node owns an order: Faust's table metadata, read the way the table writes it.
+"""Which node owns an order: the order view's group map, read the way the producer writes.
 
-Faust's partition assignor shares, at every rebalance, each live member's
-advertised URL (its `canonical_url`) and the orders-table partitions it
-holds. `app.router.key_store` hashes a key exactly as the producer does and
-names that member. Those URLs are the only redirect targets there are:
-nothing is ever taken from request headers.
+The view's group assignor shares, at every rebalance, each live member's
+advertised URL and the partitions of `orders` it owns. An order id hashes
+to its partition exactly as the producer hashes it (Kafka's default
+partitioner over the raw UTF-8 key). Those URLs are the only redirect
+targets there are: nothing is ever taken from request headers.
 """
 
 from __future__ import annotations
@@ -12,13 +12,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
-import faust
-from faust.assignor.partition_assignor import PartitionAssignor
-from faust.types import TP
-
-from streams.orders_table import ORDERS_TABLE
+from streams.order_view import OrderView
 
 
 @dataclass(frozen=True)
@@ -37,42 +32,34 @@ class Owner:
 class Routing:
     """Answers "who owns this order id?" and makes ids this node owns."""
 
-    def __init__(
-        self, app: faust.App, self_url: str, orders_topic: str, is_down: Callable[[str], bool] = lambda url: False
-    ) -> None:
-        self.app = app
+    def __init__(self, view: OrderView, self_url: str, is_down: Callable[[str], bool] = lambda url: False) -> None:
+        self.view = view
         self.self_url = self_url.rstrip("/")
-        self.orders_topic = orders_topic
         self.is_down = is_down
 
     def owner(self, order_id: str, during_rebalance: bool = False) -> Owner:
-        """The node that holds `order_id` in its orders table.
+        """The node that holds `order_id` in its order view.
 
         Nobody, while a rebalance is under way, unless `during_rebalance`: the
         new assignment is already known when partitions are assigned, before
-        Faust has recovered the tables and called the rebalance complete.
-        Nobody, too, when the owner is a member that stopped answering (it
-        crashed, and the group has not noticed yet).
+        this node has read them to their end. Nobody, too, when the owner is a
+        member that stopped answering (it crashed, and the group has not
+        noticed yet).
         """
-        if self.app.rebalancing and not during_rebalance:
+        if self.view.rebalancing and not during_rebalance:
             return Owner(None, False)
-        try:
-            url = str(self.app.router.key_store(ORDERS_TABLE, order_id)).rstrip("/")
-        except (KeyError, AssertionError, TypeError):
-            return Owner(None, False)
-        if url != self.self_url and self.is_down(url):
+        url = self.view.owner_url(order_id)
+        if url is None or (url != self.self_url and self.is_down(url)):
             return Owner(None, False)
         return Owner(url, url == self.self_url)
 
-    def own_partitions(self) -> set[int]:
-        """The partitions of `orders` this node holds."""
-        assignor = cast(PartitionAssignor, self.app.assignor)
-        return {tp.partition for tp in assignor.assigned_actives() if tp.topic == self.orders_topic}
+    def own_partitions(self) -> frozenset[int]:
+        """The partitions of `orders` this node owns."""
+        return self.view.active
 
     def partition_of(self, order_id: str) -> int:
         """The partition of `orders` an order id hashes to (the producer's partitioner)."""
-        tp: TP = self.app.producer.key_partition(self.orders_topic, order_id.encode())
-        return tp.partition
+        return self.view.partition_of(order_id)
 
     def new_order_id(self, make: Callable[[], str] = lambda: str(uuid.uuid4()), tries: int = 256) -> str:
         """An order id on a partition this node owns, so that waiting for it stays local.
@@ -97,9 +84,5 @@ class Routing:
         return others[0] if others else None
 
     def members(self) -> dict[str, list[int]]:
-        """Every live member's advertised URL and the orders-table partitions it holds."""
-        table_topic = self.app.tables[ORDERS_TABLE].changelog_topic.get_topic_name()
-        return {
-            url.rstrip("/"): sorted(topics.get(table_topic, ()))
-            for url, topics in self.app.router.tables_metadata().items()
-        }
+        """Every live member's advertised URL and the partitions of `orders` it owns."""
+        return self.view.members()

@@ -1,0 +1,246 @@
+"""The gateway's view of `orders`: each node materializes its partitions, and knows who holds the rest.
+
+    `orders` ─► group consumer (this node's active partitions) ─┐
+    `orders` ─► standby consumer (copies for failover) ─────────┴─► OrderStore (RocksDB) ─► on_change
+
+The view is a plain aiokafka consumer in the app's event loop, not a Faust
+table: the order store is a pure function of the `orders` topic, so the
+topic is its own changelog, and the store keeps its applied offset next to
+the values (see order_store.py). No offset is committed to the group and no
+record is skipped: a partition is read from the offset after the stored
+one whenever it is assigned, by either consumer.
+
+Ownership comes from the group: `ViewAssignor` hands every member the whole
+map of active and standby partitions with each member's advertised URL.
+While a rebalance is under way, and until this node has read its new
+partitions up to the end offsets they had when assigned, `rebalancing` is
+true: the node neither answers for those orders nor sends clients away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
+
+from app.config import Settings
+
+from .order_store import OrderStore
+from .records import Order
+from .replies import partition_for
+from .topics import ORDERS
+from .view_assignor import Claim, ClusterMap, ViewAssignor
+
+VIEW_GROUP = "stategate-orders-view"
+
+log = logging.getLogger("stategate.streams.order_view")
+
+OnChange = Callable[[Order], None]
+OnAssigned = Callable[[frozenset[int]], None]
+
+
+class OrderView:
+    """This node's orders, read from `orders`, and the group's map of who owns which partition."""
+
+    def __init__(self, settings: Settings, on_change: OnChange, on_assigned: OnAssigned) -> None:
+        self.settings = settings
+        self.topic = settings.topic(ORDERS)
+        self.url = settings.url.rstrip("/")
+        self.store = OrderStore(
+            settings.data_dir / settings.topic(VIEW_GROUP),
+            block_cache_bytes=settings.rocksdb_block_cache_bytes,
+            write_buffer_bytes=settings.rocksdb_write_buffer_bytes,
+        )
+        self.on_change = on_change
+        self.on_assigned = on_assigned
+        self.cluster = ClusterMap()
+        self.active: frozenset[int] = frozenset()
+        self.standby: frozenset[int] = frozenset()
+        self._planned_standby: frozenset[int] = frozenset()
+        self._catching_up: dict[int, int | None] = {}  # partition -> end offset to read up to
+        self._joined = False
+        self._revoked = True
+        self._standby_changed = asyncio.Event()
+        self.assignor = ViewAssignor(self.topic, self._claim, settings.standby_replicas, self._on_map)
+        self._group: AIOKafkaConsumer | None = None
+        self._copies: AIOKafkaConsumer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- questions the HTTP side asks -------------------------------------------------------------
+
+    @property
+    def rebalancing(self) -> bool:
+        """A rebalance is under way, or this node has not yet read its partitions to their end."""
+        return self._revoked or bool(self._catching_up)
+
+    @property
+    def ready(self) -> bool:
+        """Joined the group, and every owned partition read up to where it stood when assigned."""
+        return self._joined and not self.rebalancing
+
+    def get(self, order_id: str) -> Order | None:
+        """The newest version of an order this node holds, or None."""
+        return self.store.get(order_id)
+
+    def partition_of(self, order_id: str) -> int:
+        """The partition of `orders` an order id hashes to (Kafka's default partitioner)."""
+        return partition_for(order_id.encode(), self.cluster.partitions or self.settings.partitions)
+
+    def owner_url(self, order_id: str) -> str | None:
+        """The advertised URL of the member that owns `order_id`, or None."""
+        return self.cluster.owner(self.partition_of(order_id))
+
+    def members(self) -> dict[str, list[int]]:
+        """Every member's advertised URL and the partitions it owns."""
+        return {url: list(partitions) for url, partitions in self.cluster.active.items()}
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the group and start reading."""
+        settings = self.settings
+        common = {
+            "bootstrap_servers": settings.broker,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        }
+        self._group = AIOKafkaConsumer(
+            group_id=settings.topic(VIEW_GROUP),
+            client_id=f"stategate-view-{settings.node_id}",
+            partition_assignment_strategy=(self.assignor,),
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
+            rebalance_timeout_ms=int(settings.rebalance_timeout_seconds * 1000),
+            max_poll_interval_ms=int(max(settings.rebalance_timeout_seconds, 10) * 1000),
+            **common,
+        )
+        self._copies = AIOKafkaConsumer(client_id=f"stategate-view-standby-{settings.node_id}", **common)
+        await self._copies.start()  # before the group's first assignment gives it standby partitions
+        self._group.subscribe([self.topic], listener=_Listener(self))
+        await self._group.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read(self._group, self._check_caught_up), name="view-active"),
+            loop.create_task(self._read_copies(), name="view-standby"),
+        ]
+
+    async def stop(self) -> None:
+        """Leave the group, stop reading and close the store."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for consumer in (self._group, self._copies):
+            if consumer is not None:
+                await consumer.stop()
+        self.store.close()
+
+    async def _read(self, consumer: AIOKafkaConsumer, after_batch: Callable[[], Awaitable[None]]) -> None:
+        while await self._read_once(consumer):
+            await after_batch()
+
+    async def _read_copies(self) -> None:
+        assert self._copies is not None
+        while True:
+            if not self._copies.assignment():
+                self._standby_changed.clear()
+                await self._standby_changed.wait()
+            elif not await self._read_once(self._copies):
+                return
+
+    async def _read_once(self, consumer: AIOKafkaConsumer) -> bool:
+        """Apply one batch of records; False once the consumer has stopped."""
+        try:
+            batches = await consumer.getmany(timeout_ms=100 if self._catching_up else 1000)
+        except ConsumerStoppedError:
+            return False
+        except (KafkaError, IllegalStateError) as exc:
+            log.warning("cannot read orders", extra={"error": repr(exc)})
+            await asyncio.sleep(self.settings.retry_after_seconds)  # the broker is away: try again later
+            return True
+        for tp, records in batches.items():
+            for order in self.store.apply(tp.partition, records):
+                self._publish(order)
+        return True
+
+    def _publish(self, order: Order) -> None:
+        try:
+            self.on_change(order)
+        except Exception:
+            log.exception("a waiter failed on an order change", extra={"order_id": order.id})
+
+    # -- the group --------------------------------------------------------------------------------
+
+    def _claim(self) -> Claim:
+        return Claim(self.url, self.active, self.standby)
+
+    def _on_map(self, cluster: ClusterMap, standby: frozenset[int]) -> None:
+        self.cluster = cluster
+        self._planned_standby = standby
+
+    def _revoke(self) -> None:
+        self._revoked = True
+
+    def _assign(self, partitions: frozenset[int]) -> None:
+        """Start reading newly assigned partitions from the offset after the stored one."""
+        assert self._group is not None
+        for partition in partitions:
+            self._group.seek(TopicPartition(self.topic, partition), self.store.applied_offset(partition) + 1)
+        self.active = partitions
+        self._catching_up = dict.fromkeys(partitions)
+        self._set_standby(self._planned_standby - partitions)
+        self._revoked = False
+        self._joined = True
+        log.info(
+            "orders partitions assigned",
+            extra={"active": sorted(partitions), "standby": sorted(self.standby), "members": len(self.cluster.active)},
+        )
+        self.on_assigned(partitions)
+
+    def _set_standby(self, partitions: frozenset[int]) -> None:
+        assert self._copies is not None
+        self.standby = partitions
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._copies.assign(tps)
+        for tp in tps:
+            self._copies.seek(tp, self.store.applied_offset(tp.partition) + 1)
+        self._standby_changed.set()
+
+    async def _check_caught_up(self) -> None:
+        """Note the partitions read up to the end offsets they had when assigned."""
+        if not self._catching_up:
+            return
+        assert self._group is not None
+        tps = {p: TopicPartition(self.topic, p) for p in self._catching_up}
+        try:
+            if any(end is None for end in self._catching_up.values()):
+                ends = await self._group.end_offsets(list(tps.values()))
+                for p, tp in tps.items():
+                    if self._catching_up.get(p, 0) is None:
+                        self._catching_up[p] = ends[tp]
+            for p, tp in tps.items():
+                end = self._catching_up.get(p)
+                if end is not None and await self._group.position(tp) >= end:
+                    del self._catching_up[p]
+        except (KafkaError, IllegalStateError, KeyError) as exc:
+            log.debug("catch-up check deferred", extra={"error": repr(exc)})  # a new rebalance began
+            return
+        if not self._catching_up and not self._revoked:
+            log.info("orders partitions read to their end", extra={"active": sorted(self.active)})
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, view: OrderView) -> None:
+        self.view = view
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.view._revoke()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.view._assign(frozenset(tp.partition for tp in assigned if tp.topic == self.view.topic))
