@@ -11,9 +11,8 @@ from streams.order_store import OrderStore
 
 
 def record(offset: int, order_id: str, version: int, state: str = "CREATED", key: str | None = None) -> ConsumerRecord:
-    value = orjson.dumps(
-        {"id": order_id, "customer_id": "c", "product": "p", "quantity": 1, "price": 1.0, "version": version, "state": state}
-    )
+    order = {"id": order_id, "customer_id": "c", "product": "p", "quantity": 1, "price": 1.0}
+    value = orjson.dumps({**order, "version": version, "state": state})
     raw_key = (key if key is not None else order_id).encode()
     return ConsumerRecord("orders", 0, offset, 0, 0, raw_key, value, None, len(raw_key), len(value), [])
 

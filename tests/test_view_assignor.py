@@ -29,7 +29,7 @@ def test_every_partition_has_one_owner_and_shares_differ_by_at_most_one(members:
 
 def test_standby_copies_live_on_another_member() -> None:
     shares = plan(claims("http://a", "http://b", "http://c"), 12, standby_replicas=1)
-    for member, share in shares.items():
+    for share in shares.values():
         assert not set(share.active) & set(share.standby)
     standby = sorted(itertools.chain.from_iterable(share.standby for share in shares.values()))
     assert standby == list(range(12))  # one copy of each partition
