@@ -42,7 +42,10 @@ def test_a_lone_member_has_no_standby() -> None:
 
 
 def test_partitions_stay_with_their_owners_when_a_member_joins() -> None:
-    before = {"m0": ({0, 1, 2, 3, 4, 5}, set()), "m1": ({6, 7, 8, 9, 10, 11}, set())}
+    before: dict[str, tuple[set[int], set[int]]] = {
+        "m0": ({0, 1, 2, 3, 4, 5}, set()),
+        "m1": ({6, 7, 8, 9, 10, 11}, set()),
+    }
     shares = plan(claims("http://a", "http://b", "http://c", **before), 12, standby_replicas=0)
     assert set(shares["m0"].active) <= before["m0"][0]
     assert set(shares["m1"].active) <= before["m1"][0]
