@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -65,6 +66,7 @@ class OrderView:
         self._joined = False
         self._revoked = True
         self._standby_changed = asyncio.Event()
+        self._started = time.time()
         self.assignor = ViewAssignor(self.topic, self._claim, settings.standby_replicas, self._on_map)
         self._group: AIOKafkaConsumer | None = None
         self._copies: AIOKafkaConsumer | None = None
@@ -91,8 +93,20 @@ class OrderView:
         return partition_for(order_id.encode(), self.cluster.partitions or self.settings.partitions)
 
     def owner_url(self, order_id: str) -> str | None:
-        """The advertised URL of the member that owns `order_id`, or None."""
-        return self.cluster.owner(self.partition_of(order_id))
+        """The advertised URL of the member that owns `order_id`, or None.
+
+        None too when the map names this node but the partition is not among
+        the ones it reads (the map was made for an earlier process on this URL).
+        """
+        partition = self.partition_of(order_id)
+        url = self.cluster.owner(partition)
+        if url == self.url and partition not in self.active:
+            return None
+        return url
+
+    def applied(self) -> dict[int, int]:
+        """The offset of the last record applied from each partition this node reads."""
+        return {p: self.store.applied_offset(p) for p in sorted(self.active | self.standby)}
 
     def members(self) -> dict[str, list[int]]:
         """Every member's advertised URL and the partitions it owns."""
@@ -178,7 +192,7 @@ class OrderView:
     # -- the group --------------------------------------------------------------------------------
 
     def _claim(self) -> Claim:
-        return Claim(self.url, self.active, self.standby)
+        return Claim(self.url, self.active, self.standby, self._started)
 
     def _on_map(self, cluster: ClusterMap, standby: frozenset[int]) -> None:
         self.cluster = cluster

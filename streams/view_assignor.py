@@ -27,19 +27,32 @@ PROTOCOL = "stategate-view"
 
 @dataclass(frozen=True)
 class Claim:
-    """What a member says when it joins: its URL and the partitions it held."""
+    """What a member says when it joins: its URL, when its process started, and the partitions it held.
+
+    Two members with one URL are a process that was killed and its restart,
+    before the group noticed the first one's death: only the newer one is
+    alive, so only it gets partitions.
+    """
 
     url: str
     active: frozenset[int] = frozenset()
     standby: frozenset[int] = frozenset()
+    started: float = 0.0
 
     def encode(self) -> bytes:
-        return orjson.dumps({"url": self.url, "active": sorted(self.active), "standby": sorted(self.standby)})
+        return orjson.dumps(
+            {"url": self.url, "active": sorted(self.active), "standby": sorted(self.standby), "started": self.started}
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Claim:
         value = orjson.loads(data)
-        return cls(str(value["url"]), frozenset(value.get("active", ())), frozenset(value.get("standby", ())))
+        return cls(
+            str(value["url"]),
+            frozenset(value.get("active", ())),
+            frozenset(value.get("standby", ())),
+            float(value.get("started", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -89,9 +102,15 @@ class ClusterMap:
 
 def plan(claims: Mapping[str, Claim], partitions: int, standby_replicas: int) -> dict[str, Share]:
     """Share `partitions` among the members (member id → claim), sticky, balanced, standby-aware."""
-    members = sorted(claims)
+    newest: dict[str, str] = {}
+    for member in sorted(claims):
+        known = newest.get(claims[member].url)
+        if known is None or claims[member].started > claims[known].started:
+            newest[claims[member].url] = member
+    members = sorted(newest.values())
+    shares = {member: Share() for member in claims}
     if not members or partitions <= 0:
-        return {member: Share() for member in members}
+        return shares
     base, extra = divmod(partitions, len(members))
     # Members that held the most keep the larger shares, so fewer partitions move.
     by_holding = sorted(members, key=lambda m: (-len(claims[m].active & set(range(partitions))), m))
@@ -124,7 +143,8 @@ def plan(claims: Mapping[str, Claim], partitions: int, standby_replicas: int) ->
             pool = held or free
             chosen = min(pool, key=lambda m: (len(standby[m]), m))
             standby[chosen].append(p)
-    return {m: Share(tuple(active[m]), tuple(standby[m])) for m in members}
+    shares.update({m: Share(tuple(active[m]), tuple(standby[m])) for m in members})
+    return shares
 
 
 class ViewAssignor(AbstractPartitionAssignor):  # type: ignore[misc]

@@ -52,9 +52,14 @@ class System:
         self.services = Stategate("services", root / "services", self.env) if services else None
 
     def start(self) -> System:
-        if self.services is not None:
-            self.services.start()
-        self.node.start_and_wait()
+        """Start the services and the node; stop both if the node does not become ready."""
+        try:
+            if self.services is not None:
+                self.services.start()
+            self.node.start_and_wait()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

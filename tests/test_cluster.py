@@ -30,12 +30,17 @@ class Cluster:
         self.nodes = [Node(root / f"node-{i}", self.env, node_id=f"node-{i}") for i in range(1, size + 1)]
 
     def start(self) -> Cluster:
-        self.services.start()
-        for node in self.nodes:
-            node.start()
-        for node in self.nodes:
-            node.wait_ready()
-        wait_for(self.settled, 60, "both nodes to own partitions", interval=0.2)
+        """Start everything and wait until it has settled; stop it all if it does not."""
+        try:
+            self.services.start()
+            for node in self.nodes:
+                node.start()
+            for node in self.nodes:
+                node.wait_ready()
+            wait_for(self.settled, 60, "both nodes to own partitions", interval=0.2)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def settled(self) -> bool:

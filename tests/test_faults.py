@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.broker import LocalKafka
+from streams.order_view import VIEW_GROUP
 
 from .conftest import System
 from .processes import wait_for
@@ -89,9 +90,9 @@ def test_node_restart_keeps_every_order(kafka: str, tmp_path: Path, product: str
         assert all_served() == placed  # from RocksDB
 
         assert system.node.stop() == 0
-        shutil.rmtree(system.node.data_dir / f"{system.namespace}.stategate-gateway")
+        shutil.rmtree(system.node.data_dir / f"{system.namespace}.{VIEW_GROUP}")
         system.node.start_and_wait()
-        assert all_served() == placed  # rebuilt from the changelog topic
+        assert all_served() == placed  # rebuilt from the orders topic
     finally:
         system.stop()
 

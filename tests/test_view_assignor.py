@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from streams.view_assignor import Claim, ClusterMap, plan
+from streams.view_assignor import Claim, ClusterMap, Share, plan
 
 
 def claims(*urls: str, **held: tuple[set[int], set[int]]) -> dict[str, Claim]:
@@ -72,3 +72,16 @@ def test_the_cluster_map_names_the_owner_of_each_partition() -> None:
 def test_a_claim_survives_the_wire() -> None:
     claim = Claim("http://a", frozenset({1, 2}), frozenset({3}))
     assert Claim.decode(claim.encode()) == claim
+
+
+def test_of_two_members_with_one_url_only_the_newer_process_gets_partitions() -> None:
+    # A node was SIGKILLed and restarted before the group noticed: its old member is a zombie.
+    members = {
+        "old": Claim("http://a", frozenset({0, 1}), started=100.0),
+        "new": Claim("http://a", started=200.0),
+        "other": Claim("http://b", frozenset({2, 3}), started=150.0),
+    }
+    shares = plan(members, 4, standby_replicas=1)
+    assert shares["old"] == Share()
+    assert sorted(shares["new"].active + shares["other"].active) == [0, 1, 2, 3]
+    assert len(shares["new"].active) == 2

@@ -12,11 +12,13 @@ router = APIRouter(tags=["cluster"])
 
 @router.get("/v1/cluster", summary="The live nodes and the orders-table partitions each owns")
 async def cluster(node: NodeDep) -> JSONResponse:
-    """`{"self", "reply_partitions", "nodes": [{"id", "url", "partitions", "answers"}]}`.
+    """`{"self", "reply_partitions", "view", "nodes": [{"id", "url", "partitions", "answers"}]}`.
 
     Ids of other nodes come from their own /healthz; `answers` is false for a
     member whose /healthz did not answer this node's last probe (it gets no
-    redirects); `reply_partitions` are the reply-topic partitions this node reads.
+    redirects); `reply_partitions` are the reply-topic partitions this node reads;
+    `view` is this node's own order view: its active and standby partitions of
+    `orders` and the offset of the last record it applied from each.
     """
     members = node.routing.members()
     nodes = [
@@ -29,4 +31,11 @@ async def cluster(node: NodeDep) -> JSONResponse:
         for url, partitions in sorted(members.items())
     ]
     reply_partitions = sorted(node.service_calls.replies.partitions)
-    return JSONResponse({"self": node.settings.node_id, "reply_partitions": reply_partitions, "nodes": nodes})
+    view = {
+        "active": sorted(node.view.active),
+        "standby": sorted(node.view.standby),
+        "applied": {str(p): offset for p, offset in node.view.applied().items()},
+    }
+    return JSONResponse(
+        {"self": node.settings.node_id, "reply_partitions": reply_partitions, "view": view, "nodes": nodes}
+    )

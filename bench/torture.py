@@ -1,0 +1,275 @@
+"""Failover torture for the gateway's order view: `python -m bench.torture --rounds 50`.
+
+Each round writes order versions straight to `orders` (one every few ms: new
+orders, and next versions of orders written before) while one thing happens
+to the gateway nodes: a SIGKILL, a SIGTERM, or a node joining. When the
+cluster has settled, the missing node is put back (or the joined one
+leaves), the writes stop, and the round checks what a client would see:
+
+- every record of every partition is applied by the partition's owner: its
+  applied offset (from `/v1/cluster`) is the partition's end offset − 1;
+- every order reads back, through any node, at the last version written.
+
+It prints one line per round and a summary (losses: goal 0; time to ready
+per action) and saves JSON in bench/results/. The test suite runs a few
+rounds (tests/test_failover_torture.py); this runs as many as you like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.processes import Node, system_env, wait_for
+
+from .harness import broker, print_table, save_result
+
+ACTIONS = ("kill", "term", "join")
+WRITE_INTERVAL_SECONDS = 0.004
+SETTLE_TIMEOUT_SECONDS = 60.0
+ORDER = {"customer_id": "c1", "product": "JUMPERS", "quantity": 1, "price": 1.0, "state": "CREATED"}
+
+
+@dataclass
+class RoundResult:
+    """What one round did and found."""
+
+    round: int
+    action: str
+    target: str
+    written: int
+    seconds_to_ready: float
+    seconds_to_ready_again: float
+    unapplied_records: int
+    wrong_orders: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def lost(self) -> bool:
+        return self.unapplied_records > 0 or self.wrong_orders > 0
+
+
+class Torture:
+    """Gateway nodes in a namespace of their own, and rounds of trouble for them."""
+
+    def __init__(self, bootstrap: str, root: Path, nodes: int, standby: int, partitions: int = 4, seed: int = 1):
+        self.bootstrap = bootstrap
+        self.namespace = f"torture-{random.Random().getrandbits(32):08x}"
+        self.env = system_env(bootstrap, self.namespace, STATEGATE_STANDBY_REPLICAS=str(standby))
+        self.env["STATEGATE_PARTITIONS"] = str(partitions)
+        self.env["STATEGATE_LOG_LEVEL"] = "WARNING"
+        self.partitions = partitions
+        self.nodes = [Node(root / f"node-{i}", self.env, node_id=f"node-{i}") for i in range(1, nodes + 1)]
+        self.extra = Node(root / "node-extra", self.env, node_id="node-extra")
+        self.random = random.Random(seed)
+
+    @property
+    def topic(self) -> str:
+        return f"{self.namespace}.orders"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        self.settle(self.nodes)
+
+    def stop(self) -> None:
+        for node in [*self.nodes, self.extra]:
+            node.stop()
+
+    def settle(self, live: list[Node]) -> float:
+        """Wait until every live node is ready and sees exactly the live members; seconds waited."""
+        started = time.monotonic()
+        urls = sorted(node.url for node in live)
+
+        def settled() -> bool:
+            for node in live:
+                if not node.is_ready():
+                    return False
+                try:
+                    cluster = httpx.get(f"{node.url}/v1/cluster", timeout=2).json()
+                except httpx.HTTPError:
+                    return False
+                seen = sorted(n["url"] for n in cluster["nodes"] if n["partitions"])
+                if seen != urls and len(urls) <= self.partitions:
+                    return False
+                if not all(n["answers"] for n in cluster["nodes"]):
+                    return False
+            return True
+
+        wait_for(settled, SETTLE_TIMEOUT_SECONDS, f"{len(live)} nodes settled", interval=0.05)
+        return time.monotonic() - started
+
+    async def round(self, number: int, action: str) -> RoundResult:
+        """Write steadily while `action` happens; put things back; check every record and order."""
+        live = [node for node in self.nodes]
+        target = self.extra if action == "join" else self.random.choice(self.nodes)
+        written: dict[str, int] = {}
+        stop_writing = asyncio.Event()
+        writer = asyncio.create_task(self._write(f"r{number}", written, stop_writing))
+        await asyncio.sleep(1.0)  # writes before the trouble
+        if action == "kill":
+            target.kill()
+            live.remove(target)
+        elif action == "term":
+            await asyncio.to_thread(target.stop)
+            live.remove(target)
+        else:
+            target.start()
+            live.append(target)
+        to_ready = await asyncio.to_thread(self.settle, live)
+        await asyncio.sleep(1.0)  # writes after the trouble
+        if action == "join":
+            await asyncio.to_thread(target.stop)
+            live.remove(target)
+        else:
+            target.start()
+            live.append(target)
+        to_ready_again = await asyncio.to_thread(self.settle, live)
+        stop_writing.set()
+        await writer
+        result = RoundResult(number, action, target.node_id, len(written), to_ready, to_ready_again, 0, 0)
+        await self._check(live, written, result)
+        return result
+
+    async def _write(self, prefix: str, written: dict[str, int], stop: asyncio.Event) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            count = 0
+            sends = []
+            started = time.monotonic()
+            while not stop.is_set():
+                if count % 2 == 0 or count < 200:
+                    order_id, version = f"{prefix}-{count:06d}", 1
+                else:  # the next version of an order written 199 records before
+                    order_id, version = f"{prefix}-{count - 199:06d}", 2
+                value = orjson.dumps({**ORDER, "id": order_id, "version": version})
+                sends.append(await producer.send(self.topic, key=order_id.encode(), value=value))
+                written[order_id] = version
+                count += 1
+                await asyncio.sleep(max(0.0, started + count * WRITE_INTERVAL_SECONDS - time.monotonic()))
+            for sent in sends:
+                await sent  # every record acknowledged before the round checks
+        finally:
+            await producer.stop()
+
+    async def _check(self, live: list[Node], written: dict[str, int], result: RoundResult) -> None:
+        ends = await self._end_offsets()
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(timeout=10, follow_redirects=True) as http:
+            while True:
+                behind: dict[int, int] = {}
+                for node in live:
+                    view = (await http.get(f"{node.url}/v1/cluster")).json().get("view")
+                    if view is None:  # a gateway from before the order view: only the orders are checked
+                        behind = dict.fromkeys(range(self.partitions), 0)
+                        break
+                    for partition in view["active"]:
+                        applied = view["applied"][str(partition)]
+                        behind[partition] = ends[partition] - 1 - applied
+                missing = {p: ends[p] for p in range(self.partitions) if p not in behind}
+                if (not any(behind.values()) and not missing) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            result.unapplied_records = sum(max(0, n) for n in behind.values()) + sum(missing.values())
+            if result.unapplied_records:
+                result.problems.append(f"records not applied by their owner: {behind}, unowned: {missing}")
+            wrong = await self._wrong_orders(http, live, written)
+        result.wrong_orders = len(wrong)
+        if wrong:
+            result.problems.append(f"orders not at their last version: {wrong[:10]}")
+
+    async def _wrong_orders(self, http: httpx.AsyncClient, live: list[Node], written: dict[str, int]) -> list[str]:
+        wrong: list[str] = []
+        gate = asyncio.Semaphore(16)
+
+        async def check(i: int, order_id: str, version: int) -> None:
+            deadline = time.monotonic() + 10
+            async with gate:
+                answer = await http.get(f"{live[i % len(live)].url}/v1/orders/{order_id}")
+                while answer.status_code == 503 and time.monotonic() < deadline:  # as a client is told to
+                    await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+                    answer = await http.get(f"{live[i % len(live)].url}/v1/orders/{order_id}")
+            if answer.status_code != 200 or answer.json()["version"] != version:
+                wrong.append(f"{order_id}: {answer.status_code} {answer.text[:80]}")
+
+        await asyncio.gather(*(check(i, k, v) for i, (k, v) in enumerate(written.items())))
+        return wrong
+
+    async def _end_offsets(self) -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+            ends = await consumer.end_offsets(tps)
+            return {tp.partition: offset for tp, offset in ends.items()}
+        finally:
+            await consumer.stop()
+
+
+async def run_rounds(torture: Torture, rounds: int, actions: tuple[str, ...] = ACTIONS) -> list[RoundResult]:
+    """`rounds` rounds, cycling through `actions`; prints a line per round."""
+    results = []
+    for number in range(rounds):
+        result = await torture.round(number, actions[number % len(actions)])
+        print(
+            f"round {number:3d} {result.action:4s} {result.target:10s} written {result.written:5d}  "
+            f"ready {result.seconds_to_ready:5.1f}s / {result.seconds_to_ready_again:5.1f}s  "
+            f"unapplied {result.unapplied_records}  wrong {result.wrong_orders}",
+            *result.problems,
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--standby", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--actions", default=",".join(ACTIONS), help="which troubles, in turn (kill,term,join)")
+    args = parser.parse_args()
+    actions = tuple(args.actions.split(","))
+    with tempfile.TemporaryDirectory(prefix="stategate-torture-") as tmp, broker(Path(tmp)) as bootstrap:
+        torture = Torture(bootstrap, Path(tmp), args.nodes, args.standby, seed=args.seed)
+        torture.start()
+        try:
+            results = asyncio.run(run_rounds(torture, args.rounds, actions))
+        finally:
+            torture.stop()
+    rows = []
+    for action in ACTIONS:
+        mine = [r for r in results if r.action == action]
+        if mine:
+            ready = [r.seconds_to_ready for r in mine]
+            rows.append(
+                (
+                    action,
+                    str(len(mine)),
+                    str(sum(r.written for r in mine)),
+                    str(sum(r.lost for r in mine)),
+                    f"{statistics.median(ready):.1f} s",
+                    f"{max(ready):.1f} s",
+                )
+            )
+    print_table(("action", "rounds", "records written", "rounds with losses", "ready p50", "ready max"), rows)
+    saved = save_result(
+        "torture", {"nodes": args.nodes, "standby": args.standby, "rounds": [asdict(r) for r in results]}
+    )
+    print(f"saved {saved}")
+
+
+if __name__ == "__main__":
+    main()
