@@ -1,12 +1,17 @@
-"""How every stategate Faust app is configured."""
+"""How every stategate Faust app is configured, on the project's own consumer path."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import faust
+from faust.types import TransportT
+from mode.utils.objects import cached_property
 
 from app.config import Settings
+
+from .faust_recovery import FlowControl, TableManager
+from .faust_transport import Transport
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -14,20 +19,38 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 
-def create_faust_app(app_id: str, settings: Settings) -> faust.App:
+class StategateApp(faust.App):
+    """A Faust app whose transport, flow control and table recovery are the project's (see faust_transport.py).
+
+    These are Faust's own extension points: the transport an app is made
+    with, its flow-control object and the `TableManager` setting.
+    """
+
+    fetch_max_wait_ms: int = 100
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> TransportT:
+        return Transport(self.conf.broker_producer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControl:
+        return FlowControl(loop=self.loop)
+
+
+def create_faust_app(app_id: str, settings: Settings) -> StategateApp:
     """A Faust app tuned for request latency, with RocksDB tables under `data_dir`.
 
     The app id (the consumer group, and the prefix of its changelog topics)
     is put in the settings' namespace, like every topic.
 
     Keys and values are raw bytes everywhere: the records module reads and
-    writes the JSON itself, so any producer can take part and the orders
-    table serialises keys exactly as the `orders` topic does (which Faust's
-    table metadata needs to name the right owner of a key).
+    writes the JSON itself, so any producer can take part.
     """
     app_id = settings.topic(app_id)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = StategateApp(
         app_id,
         broker=broker_urls(settings.broker),
         store="rocksdb://",
@@ -49,7 +72,10 @@ def create_faust_app(app_id: str, settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        TableManager=TableManager,
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    return app
 
 
 def table_options(settings: Settings) -> dict[str, Any]:
