@@ -8,7 +8,7 @@ broker and pauses a partition while records are being delivered.
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -33,7 +33,8 @@ def unstarted_app(tmp_path: Path) -> StategateApp:
 
 
 def message(tp: TP, offset: int, generation: int) -> ConsumerMessage:
-    return ConsumerMessage(tp.topic, tp.partition, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp, generation_id=generation)
+    fields = (tp.topic, tp.partition, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp)
+    return ConsumerMessage(*fields, generation_id=generation)
 
 
 async def test_resuming_flow_that_already_flows_clears_no_buffer() -> None:
@@ -122,11 +123,14 @@ async def test_records_fetched_while_a_partition_is_paused_are_delivered_after_r
     tp = TP(name, 0)
     seen: list[int] = []
     total = 3000
+    all_seen = asyncio.Event()
 
     @app.agent(topic, name="count")
     async def count(stream):  # type: ignore[no-untyped-def]
         async for value in stream:
             seen.append(int(value))
+            if len(seen) >= total:
+                all_seen.set()
 
     deliver = app.consumer.callback
 
@@ -149,9 +153,8 @@ async def test_records_fetched_while_a_partition_is_paused_are_delivered_after_r
         await producer.stop()
 
     async with faust_app_running(app, stop_timeout=10):
-        deadline = time.monotonic() + 30
-        while len(seen) < total and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_seen.wait(), timeout=30)
         await asyncio.sleep(0.5)  # anything delivered twice would show now
     assert sorted(set(range(total)) - set(seen))[:20] == []
     assert seen == sorted(seen)
