@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import uuid
 from pathlib import Path
+from typing import cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from faust.contrib.asgi import faust_app_running
+from faust.transport.conductor import Conductor
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
@@ -33,8 +35,9 @@ def unstarted_app(tmp_path: Path) -> StategateApp:
 
 
 def message(tp: TP, offset: int, generation: int) -> ConsumerMessage:
-    fields = (tp.topic, tp.partition, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp)
-    return ConsumerMessage(*fields, generation_id=generation)
+    return ConsumerMessage(
+        tp.topic, tp.partition, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp, generation_id=generation
+    )
 
 
 async def test_resuming_flow_that_already_flows_clears_no_buffer() -> None:
@@ -77,8 +80,8 @@ async def test_the_commit_never_passes_an_offset_that_was_not_acked(tmp_path: Pa
 
 async def test_an_event_of_an_earlier_generation_is_not_acked(tmp_path: Path) -> None:
     app = unstarted_app(tmp_path)
-    consumer = app.consumer
-    app.topics._acking_topics.add("t")
+    consumer = cast(InLoopConsumer, app.consumer)
+    cast(Conductor, app.topics)._acking_topics.add("t")
     app.consumer_generation_id = 2
     tp = TP("t", 0)
     assert consumer.ack(message(tp, 5, generation=1)) is False
@@ -132,7 +135,8 @@ async def test_records_fetched_while_a_partition_is_paused_are_delivered_after_r
             if len(seen) >= total:
                 all_seen.set()
 
-    deliver = app.consumer.callback
+    consumer = cast(InLoopConsumer, app.consumer)
+    deliver = consumer.callback
 
     async def pause_at_some_records(message: Message) -> None:
         await deliver(message)
@@ -140,7 +144,7 @@ async def test_records_fetched_while_a_partition_is_paused_are_delivered_after_r
             app.consumer.pause_partitions({tp})
             asyncio.get_running_loop().call_later(0.3, app.consumer.resume_partitions, {tp})
 
-    app.consumer.callback = pause_at_some_records
+    consumer.callback = pause_at_some_records
 
     await ensure_topics(settings, [TopicSpec(name, 1)])
     producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=5)
