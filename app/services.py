@@ -1,11 +1,22 @@
-"""The `stategate services` process: the order validators, the aggregator and the example services."""
+"""The `stategate services` process: the order validators, the aggregator and the example services.
+
+It says when it is ready, the way a node's /readyz does: a `services ready`
+log line, and the file `READY_FILE` in its data directory, present exactly
+while its partitions are assigned, its tables recovered and no rebalance is
+under way. A crash of the Faust app ends the process with exit code 1, so a
+supervisor restarts it rather than leaving it running without agents.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
+from pathlib import Path
 
+import orjson
 from faust.contrib.asgi import faust_app_running
 
 from streams.admin import ensure_topics
@@ -18,12 +29,42 @@ from .shutdown import exit_within
 
 log = logging.getLogger("stategate.services")
 
+READY_FILE = "services.ready"
 
-async def serve_services(settings: Settings) -> None:
-    """Run the services' Faust app until SIGTERM or Ctrl-C."""
+
+class Readiness:
+    """Keeps `path` present while the services are ready, and logs each change."""
+
+    def __init__(self, path: Path, node_id: str) -> None:
+        self.path = path
+        self.node_id = node_id
+        self.ready = False
+        path.unlink(missing_ok=True)
+
+    def __call__(self, ready: bool) -> None:
+        if ready == self.ready:
+            return
+        self.ready = ready
+        if ready:
+            self.path.write_bytes(orjson.dumps({"status": "ready", "node": self.node_id}))
+            log.info("services ready")
+        else:
+            self.path.unlink(missing_ok=True)
+            log.info("services rebalancing")
+
+    def close(self) -> None:
+        """The process is stopping: not ready any more."""
+        self.ready = False
+        self.path.unlink(missing_ok=True)
+
+
+async def serve_services(settings: Settings) -> int:
+    """Run the services' Faust app until SIGTERM or Ctrl-C (0), or until it crashes (1)."""
     services = OrderServices(settings)
     examples = ExampleServices(services.app, settings)  # one Faust app (one consumer group) per process
     await ensure_topics(settings, [*services.topic_specs, *examples.topic_specs])
+    readiness = Readiness(settings.data_dir / READY_FILE, settings.node_id)
+    services.app.on_readiness = readiness
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -33,12 +74,34 @@ async def serve_services(settings: Settings) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    async with faust_app_running(services.app, stop_timeout=settings.shutdown_seconds - 2):
-        log.info("services started", extra={"broker": settings.broker})
-        await stop.wait()
+    crashed = False
+    try:
+        async with faust_app_running(services.app, stop_timeout=settings.shutdown_seconds - 2):
+            log.info("services started", extra={"broker": settings.broker})
+            stopping = loop.create_task(stop.wait())
+            crashing = loop.create_task(services.app._crashed.wait())
+            await asyncio.wait([stopping, crashing], return_when=asyncio.FIRST_COMPLETED)
+            crashed = crashing.done()
+            for task in (stopping, crashing):
+                task.cancel()
+            if crashed:
+                log.error("the services' Faust app crashed", extra={"error": repr(services.app.crash_reason)})
+                exit_within(settings.shutdown_seconds)
+    finally:
+        readiness.close()
     log.info("services stopped")
+    return 1 if crashed else 0
 
 
 def run_services(settings: Settings) -> None:
-    """Run the services in the foreground."""
-    run_loop(serve_services(settings))
+    """Run the services in the foreground; exit 1 if they crashed."""
+    code = 0
+
+    async def main() -> None:
+        nonlocal code
+        code = await serve_services(settings)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_loop(main())
+    if code:
+        sys.exit(code)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import faust
 from faust.types import TransportT
@@ -27,6 +28,26 @@ class StategateApp(faust.App):
     """
 
     fetch_max_wait_ms: int = 100
+    on_readiness: Callable[[bool], None] | None = None
+    """Told `ready` whenever it changes: tables recovered and no rebalance under way, or not."""
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned, tables recovered, no rebalance under way."""
+        recovered = cast(TableManager, self.tables).recovery.completed.is_set()
+        return recovered and not self.rebalancing
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        self._tell_readiness()
+
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        self._tell_readiness()
+
+    def _tell_readiness(self) -> None:
+        if self.on_readiness is not None:
+            self.on_readiness(self.ready)
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)

@@ -57,6 +57,8 @@ class System:
             if self.services is not None:
                 self.services.start()
             self.node.start_and_wait()
+            if self.services is not None:
+                self.services.wait_services_ready()
         except BaseException:
             self.stop()
             raise

@@ -13,6 +13,7 @@ import httpx
 
 from app.broker import free_port
 from app.processes import terminate
+from app.services import READY_FILE
 
 START_TIMEOUT = 60.0
 
@@ -65,6 +66,18 @@ class Stategate:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def services_ready(self) -> bool:
+        """Whether a `stategate services` process says it is ready (its ready file exists)."""
+        return (self.data_dir / READY_FILE).exists()
+
+    def wait_services_ready(self, timeout: float = START_TIMEOUT) -> None:
+        def ready() -> bool:
+            if not self.running:
+                raise AssertionError(f"services exited:\n{self.log()[-3000:]}")
+            return self.services_ready()
+
+        wait_for(ready, timeout, "the services to be ready", interval=0.1)
 
     def log(self) -> str:
         """What the process has printed so far."""
