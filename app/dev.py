@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .broker import LocalKafka
 from .processes import terminate
+from .services import READY_FILE
 
 DEMO_STOCK = {"JUMPERS": 1000, "UNDERPANTS": 1000, "STOCKINGS": 1000}
 START_TIMEOUT_SECONDS = 90.0
@@ -42,6 +43,19 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float 
             pass
         time.sleep(0.2)  # polling a child process's start-up
     raise RuntimeError(f"{url} was not ready within {timeout:.0f}s")
+
+
+def wait_until_services_ready(
+    data_dir: Path, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_SECONDS
+) -> None:
+    """Wait until `stategate services` (its data dir `data_dir`) writes its ready file."""
+    deadline = time.monotonic() + timeout
+    while not (data_dir / READY_FILE).exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"stategate services exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stategate services was not ready within {timeout:.0f}s")
+        time.sleep(0.2)  # polling a child process's start-up
 
 
 def wait_until_settled(urls: list[str], timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -99,6 +113,7 @@ def run_dev(
         for node_url, node in nodes.items():
             wait_until_ready(node_url, node)
         wait_until_settled(list(nodes))
+        wait_until_services_ready(data_dir / "services", services)
         url = next(iter(nodes))
         for product, stock in DEMO_STOCK.items():
             put_stock(url, product, stock)

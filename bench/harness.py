@@ -23,19 +23,49 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.broker import LocalKafka, free_port
-from app.dev import put_stock, wait_until_ready
+from app.dev import put_stock, wait_until_ready, wait_until_services_ready
 from app.processes import terminate
 
 
 @contextmanager
 def broker(data_dir: Path) -> Iterator[str]:
     """`KAFKA_BOOTSTRAP_SERVERS`, or a local broker for the run."""
+    with broker_process(data_dir) as (bootstrap, _):
+        yield bootstrap
+
+
+@contextmanager
+def broker_process(data_dir: Path) -> Iterator[tuple[str, int | None]]:
+    """The broker's address, and its pid when the run started it (None for `KAFKA_BOOTSTRAP_SERVERS`)."""
     existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if existing:
-        yield existing
+        yield existing, None
         return
     with LocalKafka(data_dir / "kafka") as kafka:
-        yield kafka.bootstrap
+        assert kafka.process is not None
+        yield kafka.bootstrap, kafka.process.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by named processes between `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        self.used = {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+        return self.used
 
 
 @dataclass
@@ -45,6 +75,7 @@ class Deployment:
     namespace: str
     nodes: list[tuple[str, subprocess.Popen[bytes]]]
     environment: dict[str, str]
+    services: subprocess.Popen[bytes] | None = None
 
 
 @contextmanager
@@ -71,8 +102,7 @@ def deployment(
         return process
 
     try:
-        if services:
-            start("services", "--data-dir", str(data_dir / "services"))
+        services_process = start("services", "--data-dir", str(data_dir / "services")) if services else None
         started = []
         for i in range(1, nodes + 1):
             port = free_port()
@@ -82,7 +112,9 @@ def deployment(
             started.append((f"http://127.0.0.1:{port}", node))
         for url, node in started:
             wait_until_ready(url, node)
-        yield Deployment(namespace, started, environment)
+        if services_process is not None:
+            wait_until_services_ready(data_dir / "services", services_process)
+        yield Deployment(namespace, started, environment, services_process)
     finally:
         for process in reversed(processes):
             terminate(process, 30)

@@ -4,7 +4,9 @@ In one run on the same broker it measures
   (a) the floor: one raw aiokafka produce→consume hop, p50/p99;
   (b) POST /v1/orders?wait_for=VALIDATED, sequential, p50/p99;
   (c) validated orders/s with 64 concurrent clients, and p50/p99 under that load;
-  (d) the node's resident memory.
+  (d) the node's resident memory;
+  (e) CPU ms per validated order during (c), for each process (node, services,
+      broker, load generator), from /proc.
 It prints a table and saves JSON in bench/results/. Not a test: nothing here
 passes or fails.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,10 +24,11 @@ from urllib.parse import urlsplit
 import orjson
 
 from .harness import (
+    CpuMeter,
     RawHttp,
-    broker,
+    broker_process,
     closed_loop,
-    gateway,
+    deployment,
     kafka_hop,
     order_body,
     print_table,
@@ -80,7 +84,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp:
         data = Path(tmp)
-        with broker(data) as bootstrap, gateway(bootstrap, data) as (url, node):
+        with broker_process(data) as (bootstrap, broker_pid), deployment(bootstrap, data) as running:
+            url, node = running.nodes[0]
+            assert running.services is not None
+            pids = {"node": node.pid, "services": running.services.pid, "load generator": os.getpid()}
+            if broker_pid is not None:
+                pids["broker"] = broker_pid
+            cpu = CpuMeter(pids)
             products = [f"BENCH-{k}" for k in range(8)]  # spread over the partitions
             for product in products:
                 seed_stock(url, product)
@@ -91,7 +101,9 @@ def main() -> None:
             floor = summary_ms(asyncio.run(kafka_hop(bootstrap, args.hops)))
             sequential = summary_ms(asyncio.run(sequential_orders(url, args.sequential, products[0])))
             started = time.perf_counter()
+            cpu.start()
             validated, other, latencies = asyncio.run(concurrent_orders(url, args.clients, args.seconds, products))
+            used = cpu.stop()
             elapsed = time.perf_counter() - started
             loaded = summary_ms(latencies)
             rss = rss_mb(node.pid)
@@ -110,6 +122,12 @@ def main() -> None:
             **loaded,
         },
         "node_rss_mb": rss,
+        "cpu_ms_per_validated_order": {
+            **{name: round(seconds * 1000 / max(validated, 1), 3) for name, seconds in used.items()},
+            "total": round(sum(used.values()) * 1000 / max(validated, 1), 3),
+            "target_total": 2.0,
+        },
+        "cpu_percent_of_one_core": {name: round(100 * seconds / elapsed, 1) for name, seconds in used.items()},
     }
     saved = save_result("orders", result)
     print_result(result)
@@ -139,6 +157,11 @@ def print_result(r: dict) -> None:  # type: ignore[type-arg]
     ]
     header = ("measurement", "p50 ms", "p99 ms", "orders/s", "target")
     print_table(header, rows)
+    cpu, busy = r["cpu_ms_per_validated_order"], r["cpu_percent_of_one_core"]
+    print()
+    cpu_rows = [(name, f"{cpu[name]:.3f}", f"{busy[name]:.0f} %") for name in busy]
+    cpu_rows.append(("total", f"{cpu['total']:.3f}", "≤ 2 ms: " + ("met" if cpu["total"] <= 2.0 else "MISSED")))
+    print_table(("(e) CPU during (c)", "ms per validated order", "of one core"), cpu_rows)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.processes import Node, system_env, wait_for
+from tests.processes import Node, Stategate, system_env, wait_for
 
 from .harness import broker, print_table, save_result
 
@@ -217,7 +217,9 @@ class Torture:
             await consumer.stop()
 
 
-async def run_rounds(torture: Torture, rounds: int, actions: tuple[str, ...] = ACTIONS) -> list[RoundResult]:
+async def run_rounds(
+    torture: Torture | ServicesTorture, rounds: int, actions: tuple[str, ...] = ACTIONS
+) -> list[RoundResult]:
     """`rounds` rounds, cycling through `actions`; prints a line per round."""
     results = []
     for number in range(rounds):
@@ -240,10 +242,15 @@ def main() -> None:
     parser.add_argument("--standby", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--actions", default=",".join(ACTIONS), help="which troubles, in turn (kill,term,join)")
+    parser.add_argument("--target", choices=("nodes", "services"), default="nodes", help="whom the trouble hits")
     args = parser.parse_args()
     actions = tuple(args.actions.split(","))
     with tempfile.TemporaryDirectory(prefix="stategate-torture-") as tmp, broker(Path(tmp)) as bootstrap:
-        torture = Torture(bootstrap, Path(tmp), args.nodes, args.standby, seed=args.seed)
+        torture: Torture | ServicesTorture
+        if args.target == "services":
+            torture = ServicesTorture(bootstrap, Path(tmp), args.standby, seed=args.seed)
+        else:
+            torture = Torture(bootstrap, Path(tmp), args.nodes, args.standby, seed=args.seed)
         torture.start()
         try:
             results = asyncio.run(run_rounds(torture, args.rounds, actions))
@@ -273,3 +280,154 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class ServicesTorture:
+    """One gateway node and two `stategate services` processes; rounds of trouble for the services.
+
+    Orders go through the gateway (POST without waiting) while a services
+    process is SIGKILLed, SIGTERMed, or joins. After each round every order
+    must reach VALIDATED (stock and customers are plentiful, so all pass), and
+    the `reserved` table (read from its changelog topic) must hold, for each
+    product, exactly the units of its validated orders: a reservation lost
+    or counted twice shows as a difference.
+    """
+
+    products = [f"T-{k}" for k in range(8)]
+
+    def __init__(self, bootstrap: str, root: Path, standby: int, seed: int = 1):
+        self.bootstrap = bootstrap
+        self.namespace = f"torture-s-{random.Random().getrandbits(32):08x}"
+        self.env = system_env(bootstrap, self.namespace, STATEGATE_STANDBY_REPLICAS=str(standby))
+        self.env["STATEGATE_LOG_LEVEL"] = "WARNING"
+        self.node = Node(root / "node", self.env, node_id="node")
+        self.services = [Stategate("services", root / f"services-{i}", self.env) for i in (1, 2)]
+        self.extra = Stategate("services", root / "services-extra", self.env)
+        self.random = random.Random(seed)
+        self.quantities: dict[str, tuple[str, int]] = {}  # order id -> (product, quantity)
+
+    def start(self) -> None:
+        for services in self.services:
+            services.start()
+        self.node.start_and_wait()
+        for services in self.services:
+            services.wait_services_ready()
+        for product in self.products:
+            answer = httpx.put(f"{self.node.url}/v1/inventory/{product}", json={"stock": 1_000_000_000}, timeout=10)
+            answer.raise_for_status()
+
+    def stop(self) -> None:
+        self.node.stop()
+        for services in [*self.services, self.extra]:
+            services.stop()
+
+    def settle(self, live: list[Stategate]) -> float:
+        started = time.monotonic()
+        wait_for(lambda: all(s.services_ready() for s in live), SETTLE_TIMEOUT_SECONDS, "services ready", 0.05)
+        return time.monotonic() - started
+
+    async def round(self, number: int, action: str) -> RoundResult:
+        live = list(self.services)
+        target = self.extra if action == "join" else self.random.choice(self.services)
+        placed: list[str] = []
+        stop_placing = asyncio.Event()
+        placing = asyncio.create_task(self._place(number, placed, stop_placing))
+        await asyncio.sleep(1.0)
+        if action == "kill":
+            target.kill()
+            live.remove(target)
+        elif action == "term":
+            await asyncio.to_thread(target.stop)
+            live.remove(target)
+        else:
+            target.start()
+            live.append(target)
+        to_ready = await asyncio.to_thread(self.settle, live)
+        await asyncio.sleep(1.0)
+        if action == "join":
+            await asyncio.to_thread(target.stop)
+            live.remove(target)
+        else:
+            target.start()
+            live.append(target)
+        to_ready_again = await asyncio.to_thread(self.settle, live)
+        stop_placing.set()
+        await placing
+        result = RoundResult(number, action, target.data_dir.name, len(placed), to_ready, to_ready_again, 0, 0)
+        async with httpx.AsyncClient(base_url=self.node.url, timeout=10) as http:
+            not_validated = await self._not_validated(http, placed)
+        result.wrong_orders = len(not_validated)
+        if not_validated:
+            result.problems.append(f"orders not VALIDATED: {not_validated[:10]}")
+        differences = await self._reservation_differences()
+        result.unapplied_records = sum(abs(d) for d in differences.values())
+        if differences:
+            result.problems.append(f"reserved minus validated units, per product: {differences}")
+        return result
+
+    async def _place(self, number: int, placed: list[str], stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(base_url=self.node.url, timeout=10) as http:
+            count = 0
+            started = time.monotonic()
+            while not stop.is_set():
+                product = self.products[count % len(self.products)]
+                quantity = 1 + count % 3
+                body = {"customer_id": f"r{number}-{count}", "product": product, "quantity": quantity, "price": 1.0}
+                try:
+                    answer = await http.post("/v1/orders", json=body)
+                except httpx.HTTPError:
+                    continue
+                if answer.status_code in (201, 202):
+                    order_id = answer.json()["id"]
+                    placed.append(order_id)
+                    self.quantities[order_id] = (product, quantity)
+                count += 1
+                await asyncio.sleep(max(0.0, started + count * WRITE_INTERVAL_SECONDS - time.monotonic()))
+
+    async def _not_validated(self, http: httpx.AsyncClient, placed: list[str]) -> list[str]:
+        deadline = time.monotonic() + 60
+        pending = list(placed)
+        while pending and time.monotonic() < deadline:
+            still = []
+            for order_id in pending:
+                answer = await http.get(f"/v1/orders/{order_id}")
+                if answer.status_code != 200 or answer.json()["state"] != "VALIDATED":
+                    still.append(f"{order_id}:{answer.status_code}:{answer.json().get('state')}")
+            pending = [p.split(":")[0] for p in still]
+            if pending:
+                await asyncio.sleep(0.5)
+        return pending
+
+    async def _reservation_differences(self) -> dict[str, int]:
+        """Per product, reserved units (latest changelog value) minus the units of validated orders."""
+        expected: dict[str, int] = {}
+        for product, quantity in self.quantities.values():
+            expected[product] = expected.get(product, 0) + quantity
+        topic = f"{self.namespace}.stategate-services-reserved-changelog"
+        deadline = time.monotonic() + 30
+        while True:
+            reserved = await read_latest(self.bootstrap, topic)
+            differences = {p: reserved.get(p, 0) - n for p, n in expected.items() if reserved.get(p, 0) != n}
+            if not differences or time.monotonic() > deadline:
+                return differences
+            await asyncio.sleep(0.5)
+
+
+async def read_latest(bootstrap: str, topic: str) -> dict[str, int]:
+    """The latest integer value of each key of a topic, read to its end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        latest: dict[str, int] = {}
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if record.key is not None and record.value is not None:
+                        latest[record.key.decode()] = int(record.value)
+        return latest
+    finally:
+        await consumer.stop()
