@@ -3,8 +3,9 @@
 It says when it is ready, the way a node's /readyz does: a `services ready`
 log line, and the file `READY_FILE` in its data directory, present exactly
 while its partitions are assigned, its tables recovered and no rebalance is
-under way. A crash of the Faust app ends the process with exit code 1, so a
-supervisor restarts it rather than leaving it running without agents.
+under way (its JSON names the consumer group's generation). A crash of the
+Faust app ends the process with exit code 1, so a supervisor restarts it
+rather than leaving it running without agents.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -35,9 +37,10 @@ READY_FILE = "services.ready"
 class Readiness:
     """Keeps `path` present while the services are ready, and logs each change."""
 
-    def __init__(self, path: Path, node_id: str) -> None:
+    def __init__(self, path: Path, node_id: str, generation: Callable[[], int]) -> None:
         self.path = path
         self.node_id = node_id
+        self.generation = generation
         self.ready = False
         path.unlink(missing_ok=True)
 
@@ -46,8 +49,9 @@ class Readiness:
             return
         self.ready = ready
         if ready:
-            self.path.write_bytes(orjson.dumps({"status": "ready", "node": self.node_id}))
-            log.info("services ready")
+            generation = self.generation()
+            self.path.write_bytes(orjson.dumps({"status": "ready", "node": self.node_id, "generation": generation}))
+            log.info("services ready", extra={"generation": generation})
         else:
             self.path.unlink(missing_ok=True)
             log.info("services rebalancing")
@@ -63,7 +67,7 @@ async def serve_services(settings: Settings) -> int:
     services = OrderServices(settings)
     examples = ExampleServices(services.app, settings)  # one Faust app (one consumer group) per process
     await ensure_topics(settings, [*services.topic_specs, *examples.topic_specs])
-    readiness = Readiness(settings.data_dir / READY_FILE, settings.node_id)
+    readiness = Readiness(settings.data_dir / READY_FILE, settings.node_id, lambda: services.app.consumer_generation_id)
     services.app.on_readiness = readiness
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -35,6 +35,7 @@ from tests.processes import Node, Stategate, system_env, wait_for
 from .harness import broker, print_table, save_result
 
 ACTIONS = ("kill", "term", "join")
+PARTITIONS = 4
 WRITE_INTERVAL_SECONDS = 0.004
 SETTLE_TIMEOUT_SECONDS = 60.0
 ORDER = {"customer_id": "c1", "product": "JUMPERS", "quantity": 1, "price": 1.0, "state": "CREATED"}
@@ -53,6 +54,7 @@ class RoundResult:
     unapplied_records: int
     wrong_orders: int
     problems: list[str] = field(default_factory=list)
+    reserved_minus_validated: dict[str, int] = field(default_factory=dict)  # services rounds: units per product
 
     @property
     def lost(self) -> bool:
@@ -278,10 +280,6 @@ def main() -> None:
     print(f"saved {saved}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 class ServicesTorture:
     """One gateway node and two `stategate services` processes; rounds of trouble for the services.
 
@@ -299,12 +297,18 @@ class ServicesTorture:
         self.bootstrap = bootstrap
         self.namespace = f"torture-s-{random.Random().getrandbits(32):08x}"
         self.env = system_env(bootstrap, self.namespace, STATEGATE_STANDBY_REPLICAS=str(standby))
-        self.env["STATEGATE_LOG_LEVEL"] = "WARNING"
+        self.env["STATEGATE_LOG_LEVEL"] = "DEBUG"  # each commit is logged: a duplicate can be traced
+        self.env["STATEGATE_PARTITIONS"] = str(PARTITIONS)
         self.node = Node(root / "node", self.env, node_id="node")
         self.services = [Stategate("services", root / f"services-{i}", self.env) for i in (1, 2)]
         self.extra = Stategate("services", root / "services-extra", self.env)
         self.random = random.Random(seed)
         self.quantities: dict[str, tuple[str, int]] = {}  # order id -> (product, quantity)
+
+    @property
+    def units(self) -> int:
+        """Units ordered so far, in all rounds."""
+        return sum(quantity for _, quantity in self.quantities.values())
 
     def start(self) -> None:
         for services in self.services:
@@ -315,15 +319,36 @@ class ServicesTorture:
         for product in self.products:
             answer = httpx.put(f"{self.node.url}/v1/inventory/{product}", json={"stock": 1_000_000_000}, timeout=10)
             answer.raise_for_status()
+        # Stock and orders are different topics: an order checked before its product's stock
+        # level is applied fails. One order per product, validated, shows the stock is in place.
+        for product in self.products:
+            body = {"customer_id": f"probe-{product}", "product": product, "quantity": 1, "price": 1.0}
+            deadline = time.monotonic() + 30
+            while True:
+                answer = httpx.post(f"{self.node.url}/v1/orders?wait_for=VALIDATED", json=body, timeout=30)
+                if answer.json().get("state") == "VALIDATED":
+                    self.quantities[answer.json()["id"]] = (product, 1)
+                    break
+                assert time.monotonic() < deadline, f"stock of {product} not applied: {answer.text}"
+                body = {**body, "customer_id": f"{body['customer_id']}-again"}
 
     def stop(self) -> None:
         self.node.stop()
         for services in [*self.services, self.extra]:
             services.stop()
 
-    def settle(self, live: list[Stategate]) -> float:
+    def generation(self, live: list[Stategate]) -> int:
+        return max((s.services_generation() or 0) for s in live)
+
+    def settle(self, live: list[Stategate], after: int) -> float:
+        """Wait until every live services process is ready in one generation newer than `after`."""
         started = time.monotonic()
-        wait_for(lambda: all(s.services_ready() for s in live), SETTLE_TIMEOUT_SECONDS, "services ready", 0.05)
+
+        def settled() -> bool:
+            generations = {s.services_generation() for s in live}
+            return len(generations) == 1 and (generations.pop() or 0) > after
+
+        wait_for(settled, SETTLE_TIMEOUT_SECONDS, "services ready in a new generation", 0.05)
         return time.monotonic() - started
 
     async def round(self, number: int, action: str) -> RoundResult:
@@ -333,6 +358,7 @@ class ServicesTorture:
         stop_placing = asyncio.Event()
         placing = asyncio.create_task(self._place(number, placed, stop_placing))
         await asyncio.sleep(1.0)
+        before = self.generation(live)
         if action == "kill":
             target.kill()
             live.remove(target)
@@ -342,15 +368,16 @@ class ServicesTorture:
         else:
             target.start()
             live.append(target)
-        to_ready = await asyncio.to_thread(self.settle, live)
+        to_ready = await asyncio.to_thread(self.settle, live, before)
         await asyncio.sleep(1.0)
+        before = self.generation(live)
         if action == "join":
             await asyncio.to_thread(target.stop)
             live.remove(target)
         else:
             target.start()
             live.append(target)
-        to_ready_again = await asyncio.to_thread(self.settle, live)
+        to_ready_again = await asyncio.to_thread(self.settle, live, before)
         stop_placing.set()
         await placing
         result = RoundResult(number, action, target.data_dir.name, len(placed), to_ready, to_ready_again, 0, 0)
@@ -360,6 +387,7 @@ class ServicesTorture:
         if not_validated:
             result.problems.append(f"orders not VALIDATED: {not_validated[:10]}")
         differences = await self._reservation_differences()
+        result.reserved_minus_validated = differences
         result.unapplied_records = sum(abs(d) for d in differences.values())
         if differences:
             result.problems.append(f"reserved minus validated units, per product: {differences}")
@@ -406,20 +434,19 @@ class ServicesTorture:
         topic = f"{self.namespace}.stategate-services-reserved-changelog"
         deadline = time.monotonic() + 30
         while True:
-            reserved = await read_latest(self.bootstrap, topic)
+            reserved = await read_latest(self.bootstrap, topic, PARTITIONS)
             differences = {p: reserved.get(p, 0) - n for p, n in expected.items() if reserved.get(p, 0) != n}
             if not differences or time.monotonic() > deadline:
                 return differences
             await asyncio.sleep(0.5)
 
 
-async def read_latest(bootstrap: str, topic: str) -> dict[str, int]:
+async def read_latest(bootstrap: str, topic: str, partitions: int) -> dict[str, int]:
     """The latest integer value of each key of a topic, read to its end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         latest: dict[str, int] = {}
@@ -431,3 +458,7 @@ async def read_latest(bootstrap: str, topic: str) -> dict[str, int]:
         return latest
     finally:
         await consumer.stop()
+
+
+if __name__ == "__main__":
+    main()

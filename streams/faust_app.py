@@ -88,7 +88,7 @@ def create_faust_app(app_id: str, settings: Settings) -> StategateApp:
         producer_acks=-1,
         producer_linger=settings.producer_linger_ms / 1000.0,
         broker_commit_interval=settings.commit_interval_seconds,
-        stream_wait_empty=False,
+        stream_wait_empty=True,  # a rebalance waits for events in flight and commits them: no replays
         table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,

@@ -32,6 +32,11 @@ and tested in tests/test_faust_transport.py; each could be offered upstream.
    up after 0.1 s, so an offset commit could overtake a table's changelog
    write.
 8. **`fetch_max_wait_ms` is a setting** (Faust hard-codes 1,500 ms).
+9. **A rebalance commits first.** Faust drops the acked offsets of revoked
+   partitions before it waits for the agents and commits, so that commit
+   is empty and the next owner processes again all since the last periodic
+   commit; here the agents finish, their offsets are committed, and only then
+   are the partitions given up.
 """
 
 from __future__ import annotations
@@ -127,6 +132,23 @@ class InLoopConsumer(FaustConsumer):
         return int(getattr(self.app, "fetch_max_wait_ms", 100))
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Commit what the agents finished before giving the partitions up (deviation 9).
+
+        Faust forgets the acked offsets of revoked partitions first and waits
+        for the agents afterwards, so its commit at revocation commits nothing,
+        and whoever gets a partition next processes again everything since the
+        last periodic commit.
+        """
+        if revoked and self._consumer is not None and self._consumer.assignment():
+            self.stop_flow()
+            self.app.flow_control.suspend()
+            self.app.flow_control.clear()  # events no agent has taken yet: read again after the rebalance
+            try:
+                await asyncio.wait_for(self.wait_empty(), timeout=self.app.conf.broker_session_timeout / 2)
+            except TimeoutError:
+                log.warning("agents still busy at revocation: committing what they finished")
+                await self.commit()
+            log.debug("committed before the rebalance", extra={"revoked": len(revoked)})
         for tp in revoked:
             self._next_offset.pop(tp, None)
         await super().on_partitions_revoked(revoked)
@@ -339,10 +361,15 @@ class InLoopConsumer(FaustConsumer):
             for tp, offset in offsets.items()
             if tp in assignment
         }
+        log.debug(
+            "committing offsets",
+            extra={"offsets": {f"{tp.topic}:{tp.partition}": o.offset for tp, o in committable.items()}},
+        )
         try:
             await consumer.commit(committable)
         except CommitFailedError as exc:
             if "already rebalanced" in str(exc):
+                log.warning("offsets not committed: the group rebalanced first", extra={"offsets": len(committable)})
                 return False
             log.exception("committing offsets failed")
             await self.crash(exc)

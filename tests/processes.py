@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,13 @@ class Stategate:
     def services_ready(self) -> bool:
         """Whether a `stategate services` process says it is ready (its ready file exists)."""
         return (self.data_dir / READY_FILE).exists()
+
+    def services_generation(self) -> int | None:
+        """The consumer-group generation a ready `stategate services` process names, or None."""
+        try:
+            return int(json.loads((self.data_dir / READY_FILE).read_text())["generation"])
+        except (OSError, ValueError, KeyError):
+            return None
 
     def wait_services_ready(self, timeout: float = START_TIMEOUT) -> None:
         def ready() -> bool:
