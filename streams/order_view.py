@@ -174,7 +174,11 @@ class OrderView:
             batches = await consumer.getmany(timeout_ms=100 if self._catching_up else 1000)
         except ConsumerStoppedError:
             return False
-        except (KafkaError, IllegalStateError) as exc:
+        except IllegalStateError:
+            if consumer is self._copies:
+                return True  # its partitions were taken away while it fetched: `_read_copies` waits for new ones
+            raise
+        except KafkaError as exc:
             log.warning("cannot read orders", extra={"error": repr(exc)})
             await asyncio.sleep(self.settings.retry_after_seconds)  # the broker is away: try again later
             return True
