@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import orjson
@@ -82,19 +83,24 @@ class Torture:
     def start(self) -> None:
         for node in self.nodes:
             node.start()
-        self.settle(self.nodes)
+        self.settle(list(self.nodes))
 
     def stop(self) -> None:
         for node in [*self.nodes, self.extra]:
             node.stop()
 
-    def settle(self, live: list[Node]) -> float:
+    def generation(self, live: list[Stategate]) -> int:
+        """Nodes are not told apart by generation: `settle` waits for the members to match instead."""
+        return 0
+
+    def settle(self, live: list[Stategate], after: int = 0) -> float:
         """Wait until every live node is ready and sees exactly the live members; seconds waited."""
         started = time.monotonic()
-        urls = sorted(node.url for node in live)
+        nodes = [node for node in live if isinstance(node, Node)]
+        urls = sorted(node.url for node in nodes)
 
         def settled() -> bool:
-            for node in live:
+            for node in nodes:
                 if not node.is_ready():
                     return False
                 try:
@@ -113,34 +119,14 @@ class Torture:
 
     async def round(self, number: int, action: str) -> RoundResult:
         """Write steadily while `action` happens; put things back; check every record and order."""
-        live = [node for node in self.nodes]
-        target = self.extra if action == "join" else self.random.choice(self.nodes)
         written: dict[str, int] = {}
         stop_writing = asyncio.Event()
         writer = asyncio.create_task(self._write(f"r{number}", written, stop_writing))
-        await asyncio.sleep(1.0)  # writes before the trouble
-        if action == "kill":
-            target.kill()
-            live.remove(target)
-        elif action == "term":
-            await asyncio.to_thread(target.stop)
-            live.remove(target)
-        else:
-            target.start()
-            live.append(target)
-        to_ready = await asyncio.to_thread(self.settle, live)
-        await asyncio.sleep(1.0)  # writes after the trouble
-        if action == "join":
-            await asyncio.to_thread(target.stop)
-            live.remove(target)
-        else:
-            target.start()
-            live.append(target)
-        to_ready_again = await asyncio.to_thread(self.settle, live)
+        target, to_ready, to_ready_again, live = await trouble(self, action, list(self.nodes), self.extra)
         stop_writing.set()
         await writer
-        result = RoundResult(number, action, target.node_id, len(written), to_ready, to_ready_again, 0, 0)
-        await self._check(live, written, result)
+        result = RoundResult(number, action, target.data_dir.name, len(written), to_ready, to_ready_again, 0, 0)
+        await self._check([node for node in live if isinstance(node, Node)], written, result)
         return result
 
     async def _write(self, prefix: str, written: dict[str, int], stop: asyncio.Event) -> None:
@@ -352,32 +338,11 @@ class ServicesTorture:
         return time.monotonic() - started
 
     async def round(self, number: int, action: str) -> RoundResult:
-        live = list(self.services)
-        target = self.extra if action == "join" else self.random.choice(self.services)
+        """Place orders steadily while `action` happens; put things back; check orders and reservations."""
         placed: list[str] = []
         stop_placing = asyncio.Event()
         placing = asyncio.create_task(self._place(number, placed, stop_placing))
-        await asyncio.sleep(1.0)
-        before = self.generation(live)
-        if action == "kill":
-            target.kill()
-            live.remove(target)
-        elif action == "term":
-            await asyncio.to_thread(target.stop)
-            live.remove(target)
-        else:
-            target.start()
-            live.append(target)
-        to_ready = await asyncio.to_thread(self.settle, live, before)
-        await asyncio.sleep(1.0)
-        before = self.generation(live)
-        if action == "join":
-            await asyncio.to_thread(target.stop)
-            live.remove(target)
-        else:
-            target.start()
-            live.append(target)
-        to_ready_again = await asyncio.to_thread(self.settle, live, before)
+        target, to_ready, to_ready_again, _ = await trouble(self, action, list(self.services), self.extra)
         stop_placing.set()
         await placing
         result = RoundResult(number, action, target.data_dir.name, len(placed), to_ready, to_ready_again, 0, 0)
@@ -439,6 +404,45 @@ class ServicesTorture:
             if not differences or time.monotonic() > deadline:
                 return differences
             await asyncio.sleep(0.5)
+
+
+class Settles(Protocol):
+    """What `trouble` needs of a torture: a way to wait until the survivors have settled."""
+
+    random: random.Random
+
+    def generation(self, live: list[Stategate]) -> int: ...
+
+    def settle(self, live: list[Stategate], after: int) -> float: ...
+
+
+async def trouble(
+    torture: Settles, action: str, members: list[Stategate], extra: Stategate
+) -> tuple[Stategate, float, float, list[Stategate]]:
+    """After a second, SIGKILL or SIGTERM one of `members` or let `extra` join; when settled, a second
+    later, put things back. Returns the target, the two settle times and the processes then live."""
+    live = list(members)
+    target = extra if action == "join" else torture.random.choice(members)
+    await asyncio.sleep(1.0)  # load before the trouble
+    to_ready = await _change(torture, live, target, leave=action != "join", kill=action == "kill")
+    await asyncio.sleep(1.0)  # load after it
+    to_ready_again = await _change(torture, live, target, leave=action == "join", kill=False)
+    return target, to_ready, to_ready_again, live
+
+
+async def _change(torture: Settles, live: list[Stategate], target: Stategate, leave: bool, kill: bool) -> float:
+    before = torture.generation(live)
+    if leave and kill:
+        target.kill()
+    elif leave:
+        await asyncio.to_thread(target.stop)
+    else:
+        target.start()
+    if leave:
+        live.remove(target)
+    else:
+        live.append(target)
+    return await asyncio.to_thread(torture.settle, live, before)
 
 
 async def read_latest(bootstrap: str, topic: str, partitions: int) -> dict[str, int]:

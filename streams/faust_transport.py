@@ -320,18 +320,19 @@ class InLoopConsumer(FaustConsumer):
     def pause_partitions(self, tps: Iterable[TP]) -> None:
         tps = set(tps)
         super().pause_partitions(tps)
-        consumer = self._consumer
-        if consumer is not None:
-            assigned = consumer.assignment()
-            consumer.pause(*(_kafka_tp(tp) for tp in tps if tp in assigned))
+        if self._consumer is not None:
+            self._consumer.pause(*self._assigned(tps))
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
         tps = set(tps)
         super().resume_partitions(tps)
-        consumer = self._consumer
-        if consumer is not None:
-            assigned = consumer.assignment()
-            consumer.resume(*(_kafka_tp(tp) for tp in tps if tp in assigned))
+        if self._consumer is not None:
+            self._consumer.resume(*self._assigned(tps))
+
+    def _assigned(self, tps: Iterable[TP]) -> list[aiokafka.TopicPartition]:
+        """Those of `tps` that aiokafka has assigned, as aiokafka's own type."""
+        assigned = self._ensure_consumer().assignment()
+        return [_kafka_tp(tp) for tp in tps if tp in assigned]
 
     # -- acks and commits (deviations 5, 6) -------------------------------------------------------
 
