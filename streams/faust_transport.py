@@ -36,7 +36,8 @@ and tested in tests/test_faust_transport.py; each could be offered upstream.
    partitions before it waits for the agents and commits, so that commit
    is empty and the next owner processes again all since the last periodic
    commit; here the agents finish, their offsets are committed, and only then
-   are the partitions given up.
+   are the partitions given up. That last commit (and the one at shutdown)
+   is made even while a periodic commit is in flight, which Faust skips.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class InLoopConsumer(FaustConsumer):
                 await asyncio.wait_for(self.wait_empty(), timeout=self.app.conf.broker_session_timeout / 2)
             except TimeoutError:
                 log.warning("agents still busy at revocation: committing what they finished")
-                await self.commit()
+                await self.commit_and_end_transactions()
             log.debug("committed before the rebalance", extra={"revoked": len(revoked)})
         for tp in revoked:
             self._next_offset.pop(tp, None)
@@ -353,6 +354,18 @@ class InLoopConsumer(FaustConsumer):
             if not gaps or not gaps.overlaps(committed):
                 return None
         return super()._new_offset(tp)
+
+    async def commit_and_end_transactions(self) -> None:
+        """Commit every acked offset now, even when a periodic commit is in flight (deviation 9).
+
+        Faust's `commit()` returns early when another commit is under way, and
+        that one covers only the offsets acked before it began; at a rebalance or
+        a shutdown the rest would be processed again by the next owner. The
+        periodic commit can take a while, since it first waits for the producer's
+        buffer to be sent.
+        """
+        await self.maybe_wait_for_commit_to_finish()
+        await self.force_commit(start_new_transaction=False)
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         consumer = self._ensure_consumer()

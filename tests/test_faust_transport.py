@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -106,6 +107,31 @@ async def test_a_flush_waits_for_every_buffered_send(tmp_path: Path) -> None:
     producer.buffer = SlowBuffer()  # type: ignore[assignment]
     await producer.flush()
     assert producer.buffer.size == 0
+
+
+async def test_the_last_commit_is_made_even_while_a_periodic_one_is_in_flight(tmp_path: Path) -> None:
+    """At a rebalance or a shutdown every acked offset is committed; Faust skips it when a commit is under way."""
+    app = unstarted_app(tmp_path)
+    consumer = cast(InLoopConsumer, app.consumer)
+    tp = TP("t", 0)
+    committed: list[dict[TP, int]] = []
+
+    async def commit_to_kafka(offsets: Mapping[TP, int]) -> bool:
+        committed.append(dict(offsets))
+        return True
+
+    consumer._commit = commit_to_kafka  # type: ignore[method-assign]  # the broker's part is not under test here
+    consumer.assignment = lambda: {tp}  # type: ignore[method-assign]
+    in_flight: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    consumer._commit_fut = in_flight  # a periodic commit, begun before these offsets were acked
+    asyncio.get_running_loop().call_later(0.05, in_flight.set_result, None)
+
+    consumer._acked[tp] = [0, 1, 2]
+    await FaustConsumer.commit_and_end_transactions(consumer)
+    assert committed == []  # Faust waited for the other commit and committed nothing
+
+    await consumer.commit_and_end_transactions()
+    assert committed == [{tp: 3}]
 
 
 @pytest.mark.timeout(120)
