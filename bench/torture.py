@@ -55,7 +55,7 @@ class RoundResult:
     unapplied_records: int
     wrong_orders: int
     problems: list[str] = field(default_factory=list)
-    reserved_minus_validated: dict[str, int] = field(default_factory=dict)  # services rounds: units per product
+    reserved_minus_validated: dict[str, int] = field(default_factory=dict)  # services: this round's units per product
 
     @property
     def lost(self) -> bool:
@@ -290,6 +290,7 @@ class ServicesTorture:
         self.extra = Stategate("services", root / "services-extra", self.env)
         self.random = random.Random(seed)
         self.quantities: dict[str, tuple[str, int]] = {}  # order id -> (product, quantity)
+        self._differences: dict[str, int] = {}  # reserved minus validated units after the last round
 
     @property
     def units(self) -> int:
@@ -352,10 +353,13 @@ class ServicesTorture:
         if not_validated:
             result.problems.append(f"orders not VALIDATED: {not_validated[:10]}")
         differences = await self._reservation_differences()
-        result.reserved_minus_validated = differences
-        result.unapplied_records = sum(abs(d) for d in differences.values())
-        if differences:
-            result.problems.append(f"reserved minus validated units, per product: {differences}")
+        this_round = {p: n - self._differences.get(p, 0) for p, n in differences.items()}
+        this_round = {p: n for p, n in this_round.items() if n}
+        self._differences = differences
+        result.reserved_minus_validated = this_round
+        result.unapplied_records = sum(abs(d) for d in this_round.values())
+        if this_round:
+            result.problems.append(f"reserved minus validated units, this round, per product: {this_round}")
         return result
 
     async def _place(self, number: int, placed: list[str], stop: asyncio.Event) -> None:
