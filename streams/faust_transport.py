@@ -465,7 +465,7 @@ class InLoopConsumer(FaustConsumer):
             return None
         if partition is not None:
             return partition
-        partitioner: Any = self.app.conf.producer_partitioner or DefaultPartitioner()
+        partitioner: Any = cast(Any, self.app.conf).producer_partitioner or DefaultPartitioner()
         available = list(metadata.available_partitions_for_topic(topic))
         return int(partitioner(key, list(partitions), available))
 
