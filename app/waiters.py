@@ -1,7 +1,7 @@
-"""Parked requests: waiters keyed by order id, woken by changes to the orders table.
+"""Parked requests: waiters keyed by order id, woken by changes to the order view.
 
-A request that waits for an order parks a `Waiter` here; the orders table's
-agent publishes every change it applies, which tells each waiter whose
+A request that waits for an order parks a `Waiter` here; the order view
+publishes every change it applies, which tells each waiter whose
 condition the new version meets. Nothing polls. Any number of waiters may
 wait on one order; each is told exactly once how its wait ended (the order
 met the condition, moved to another node, the time ran out, or this node is

@@ -78,7 +78,7 @@ def _text(value: Any, name: str) -> str:
 
 @dataclass(slots=True)
 class Order:
-    """An order as it is written to the `orders` topic and kept in the orders table."""
+    """An order as it is written to the `orders` topic and kept in the gateway's order view."""
 
     id: str
     customer_id: str

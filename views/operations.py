@@ -17,10 +17,10 @@ async def healthz(node: NodeDep) -> JSONResponse:
 
 
 @router.get(
-    "/readyz", summary="Partitions assigned and tables recovered", responses={503: {"description": "Not ready."}}
+    "/readyz", summary="Partitions assigned and read to their end", responses={503: {"description": "Not ready."}}
 )
 async def readyz(node: NodeDep) -> JSONResponse:
-    """200 once the orders table is recovered and no rebalance is under way; 503 before."""
+    """200 once this node's partitions of `orders` are read to their end and no rebalance is under way; 503 before."""
     ready = node.is_ready()
     return JSONResponse(
         {"status": "ready" if ready else "starting", "node": node.settings.node_id},
