@@ -35,15 +35,14 @@ def broker(data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def broker_process(data_dir: Path) -> Iterator[tuple[str, int | None]]:
-    """The broker's address, and its pid when the run started it (None for `KAFKA_BOOTSTRAP_SERVERS`)."""
+def broker_process(data_dir: Path) -> Iterator[tuple[str, LocalKafka | None]]:
+    """The broker's address, and the broker itself when the run started it (None for `KAFKA_BOOTSTRAP_SERVERS`)."""
     existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if existing:
         yield existing, None
         return
     with LocalKafka(data_dir / "kafka") as kafka:
-        assert kafka.process is not None
-        yield kafka.bootstrap, kafka.process.pid
+        yield kafka.bootstrap, kafka
 
 
 def cpu_seconds(pid: int) -> float:

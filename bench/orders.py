@@ -84,12 +84,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp:
         data = Path(tmp)
-        with broker_process(data) as (bootstrap, broker_pid), deployment(bootstrap, data) as running:
+        with broker_process(data) as (bootstrap, kafka), deployment(bootstrap, data) as running:
             url, node = running.nodes[0]
             assert running.services is not None
             pids = {"node": node.pid, "services": running.services.pid, "load generator": os.getpid()}
-            if broker_pid is not None:
-                pids["broker"] = broker_pid
+            if kafka is not None and kafka.process is not None:
+                pids["broker"] = kafka.process.pid
             cpu = CpuMeter(pids)
             products = [f"BENCH-{k}" for k in range(8)]  # spread over the partitions
             for product in products:

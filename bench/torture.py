@@ -31,11 +31,12 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from app.broker import LocalKafka
 from tests.processes import Node, Stategate, system_env, wait_for
 
-from .harness import broker, print_table, save_result
+from .harness import broker_process, print_table, save_result
 
-ACTIONS = ("kill", "term", "join")
+ACTIONS = ("kill", "term", "join")  # and "broker": restart the broker (needs one of the torture's own)
 PARTITIONS = 4
 WRITE_INTERVAL_SECONDS = 0.004
 SETTLE_TIMEOUT_SECONDS = 60.0
@@ -65,8 +66,18 @@ class RoundResult:
 class Torture:
     """Gateway nodes in a namespace of their own, and rounds of trouble for them."""
 
-    def __init__(self, bootstrap: str, root: Path, nodes: int, standby: int, partitions: int = 4, seed: int = 1):
+    def __init__(
+        self,
+        bootstrap: str,
+        root: Path,
+        nodes: int,
+        standby: int,
+        partitions: int = 4,
+        seed: int = 1,
+        broker: LocalKafka | None = None,
+    ):
         self.bootstrap = bootstrap
+        self.broker = broker  # restarted by the "broker" trouble
         self.namespace = f"torture-{random.Random().getrandbits(32):08x}"
         self.env = system_env(bootstrap, self.namespace, STATEGATE_STANDBY_REPLICAS=str(standby))
         self.env["STATEGATE_PARTITIONS"] = str(partitions)
@@ -122,12 +133,27 @@ class Torture:
         written: dict[str, int] = {}
         stop_writing = asyncio.Event()
         writer = asyncio.create_task(self._write(f"r{number}", written, stop_writing))
-        target, to_ready, to_ready_again, live = await trouble(self, action, list(self.nodes), self.extra)
+        live: list[Stategate] = list(self.nodes)
+        if action == "broker":
+            target_name, to_ready, to_ready_again = "broker", await self._restart_broker(), 0.0
+        else:
+            target, to_ready, to_ready_again, live = await trouble(self, action, list(self.nodes), self.extra)
+            target_name = target.data_dir.name
         stop_writing.set()
         await writer
-        result = RoundResult(number, action, target.data_dir.name, len(written), to_ready, to_ready_again, 0, 0)
+        result = RoundResult(number, action, target_name, len(written), to_ready, to_ready_again, 0, 0)
         await self._check([node for node in live if isinstance(node, Node)], written, result)
         return result
+
+    async def _restart_broker(self) -> float:
+        """Stop the broker and start it again while the writes go on; seconds until the nodes have settled."""
+        assert self.broker is not None, "the broker trouble needs a broker of the torture's own"
+        await asyncio.sleep(1.0)  # writes before the trouble
+        await asyncio.to_thread(self.broker.stop)
+        await asyncio.to_thread(self.broker.start)
+        to_ready = await asyncio.to_thread(self.settle, list(self.nodes))
+        await asyncio.sleep(1.0)  # writes after it
+        return to_ready
 
     async def _write(self, prefix: str, written: dict[str, int], stop: asyncio.Event) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
@@ -233,19 +259,21 @@ def main() -> None:
     parser.add_argument("--target", choices=("nodes", "services"), default="nodes", help="whom the trouble hits")
     args = parser.parse_args()
     actions = tuple(args.actions.split(","))
-    with tempfile.TemporaryDirectory(prefix="stategate-torture-") as tmp, broker(Path(tmp)) as bootstrap:
+    with tempfile.TemporaryDirectory(prefix="stategate-torture-") as tmp, broker_process(Path(tmp)) as (bootstrap, own):
+        # The broker trouble restarts the run's own broker (not one named by KAFKA_BOOTSTRAP_SERVERS).
         torture: Torture | ServicesTorture
         if args.target == "services":
+            assert "broker" not in actions, "the broker trouble is for --target nodes"
             torture = ServicesTorture(bootstrap, Path(tmp), args.standby, seed=args.seed)
         else:
-            torture = Torture(bootstrap, Path(tmp), args.nodes, args.standby, seed=args.seed)
+            torture = Torture(bootstrap, Path(tmp), args.nodes, args.standby, seed=args.seed, broker=own)
         torture.start()
         try:
             results = asyncio.run(run_rounds(torture, args.rounds, actions))
         finally:
             torture.stop()
     rows = []
-    for action in ACTIONS:
+    for action in (*ACTIONS, "broker"):
         mine = [r for r in results if r.action == action]
         if mine:
             ready = [r.seconds_to_ready for r in mine]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from app.broker import LocalKafka
 from bench.torture import ServicesTorture, Torture, run_rounds
 
 
@@ -30,6 +31,22 @@ def test_no_record_is_lost_across_kills_stops_and_joins(kafka: str, tmp_path: Pa
         assert result.written > 300, result
         assert result.problems == [], result
         assert result.unapplied_records == 0 and result.wrong_orders == 0, result
+
+
+def test_no_record_is_lost_across_a_broker_restart(tmp_path: Path) -> None:
+    """The broker stops and starts again while versions are written: the nodes read every record once it is back."""
+    broker = LocalKafka(tmp_path / "kafka")
+    broker.start()
+    torture = Torture(broker.bootstrap, tmp_path, nodes=2, standby=1, seed=5, broker=broker)
+    try:
+        torture.start()
+        results = asyncio.run(run_rounds(torture, rounds=1, actions=("broker",)))
+    finally:
+        torture.stop()
+        broker.stop()
+    assert results[0].written > 300, results[0]
+    assert results[0].problems == [], results[0]
+    assert results[0].unapplied_records == 0 and results[0].wrong_orders == 0, results[0]
 
 
 def test_services_leaving_and_joining_lose_nothing_and_repeat_nothing(kafka: str, tmp_path: Path) -> None:
