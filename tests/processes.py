@@ -80,12 +80,17 @@ class Stategate:
             return None
 
     def wait_services_ready(self, timeout: float = START_TIMEOUT) -> None:
-        def ready() -> bool:
-            if not self.running:
-                raise AssertionError(f"services exited:\n{self.log()[-3000:]}")
-            return self.services_ready()
+        self.wait_while_running(self.services_ready, timeout, "the services to be ready")
 
-        wait_for(ready, timeout, "the services to be ready", interval=0.1)
+    def wait_while_running(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait for `condition`; fail at once, with the process's log, if the process exits first."""
+
+        def met() -> bool:
+            if not self.running:
+                raise AssertionError(f"{self.command} exited:\n{self.log()[-3000:]}")
+            return condition()
+
+        wait_for(met, timeout, what, interval=0.1)
 
     def log(self) -> str:
         """What the process has printed so far."""
@@ -118,12 +123,7 @@ class Node(Stategate):
             return False
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        def ready() -> bool:
-            if not self.running:
-                raise AssertionError(f"node exited:\n{self.log()[-3000:]}")
-            return self.is_ready()
-
-        wait_for(ready, timeout, f"node {self.node_id} to be ready", interval=0.1)
+        self.wait_while_running(self.is_ready, timeout, f"node {self.node_id} to be ready")
 
     def metric(self, name: str) -> float:
         """The value of an unlabelled metric from /metrics."""
