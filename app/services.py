@@ -1,11 +1,12 @@
-"""The `stategate services` process: the order validators, the aggregator and the example services.
+"""The `stategate services` process: the order checks, their relay and the example services.
 
 It says when it is ready, the way a node's /readyz does: a `services ready`
 log line, and the file `READY_FILE` in its data directory, present exactly
-while its partitions are assigned, its tables recovered and no rebalance is
-under way (its JSON names the consumer group's generation). A crash of the
-Faust app ends the process with exit code 1, so a supervisor restarts it
-rather than leaving it running without agents.
+while its partitions are assigned, its tables recovered, the relay has its
+partitions and no rebalance is under way (its JSON names the Faust consumer
+group's generation). A crash of the Faust app or of the relay ends the
+process with exit code 1, so a supervisor restarts it rather than leaving it
+running without agents.
 """
 
 from __future__ import annotations
@@ -35,16 +36,19 @@ READY_FILE = "services.ready"
 
 
 class Readiness:
-    """Keeps `path` present while the services are ready, and logs each change."""
+    """Keeps `path` present while every part of the services is ready, and logs each change."""
 
-    def __init__(self, path: Path, node_id: str, generation: Callable[[], int]) -> None:
+    def __init__(self, path: Path, node_id: str, generation: Callable[[], int], parts: Callable[[], bool]) -> None:
         self.path = path
         self.node_id = node_id
         self.generation = generation
+        self.parts = parts
         self.ready = False
         path.unlink(missing_ok=True)
 
-    def __call__(self, ready: bool) -> None:
+    def __call__(self, _changed: bool) -> None:
+        """Told by a part that its readiness changed."""
+        ready = self.parts()
         if ready == self.ready:
             return
         self.ready = ready
@@ -67,8 +71,14 @@ async def serve_services(settings: Settings) -> int:
     services = OrderServices(settings)
     examples = ExampleServices(services.app, settings)  # one Faust app (one consumer group) per process
     await ensure_topics(settings, [*services.topic_specs, *examples.topic_specs])
-    readiness = Readiness(settings.data_dir / READY_FILE, settings.node_id, lambda: services.app.consumer_generation_id)
+    readiness = Readiness(
+        settings.data_dir / READY_FILE,
+        settings.node_id,
+        generation=lambda: services.app.consumer_generation_id,
+        parts=lambda: services.app.ready and services.relay.ready,
+    )
     services.app.on_readiness = readiness
+    services.relay.on_readiness = readiness
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -81,20 +91,30 @@ async def serve_services(settings: Settings) -> int:
     crashed = False
     try:
         async with faust_app_running(services.app, stop_timeout=settings.shutdown_seconds - 2):
-            log.info("services started", extra={"broker": settings.broker})
-            stopping = loop.create_task(stop.wait())
-            crashing = loop.create_task(services.app._crashed.wait())
-            await asyncio.wait([stopping, crashing], return_when=asyncio.FIRST_COMPLETED)
-            crashed = crashing.done()
-            for task in (stopping, crashing):
-                task.cancel()
-            if crashed:
-                log.error("the services' Faust app crashed", extra={"error": repr(services.app.crash_reason)})
-                exit_within(settings.shutdown_seconds)
+            await services.relay.start()
+            try:
+                log.info("services started", extra={"broker": settings.broker})
+                stopping = loop.create_task(stop.wait())
+                crashing = loop.create_task(services.app._crashed.wait())
+                relay_ended = services.relay.task
+                await asyncio.wait([stopping, crashing, relay_ended], return_when=asyncio.FIRST_COMPLETED)
+                crashed = not stopping.done()
+                for task in (stopping, crashing):
+                    task.cancel()
+                if crashed:
+                    reason = services.app.crash_reason if crashing.done() else _relay_error(relay_ended)
+                    log.error("the services crashed", extra={"error": repr(reason)})
+                    exit_within(settings.shutdown_seconds)
+            finally:
+                await services.relay.stop()
     finally:
         readiness.close()
     log.info("services stopped")
     return 1 if crashed else 0
+
+
+def _relay_error(task: asyncio.Task[None]) -> BaseException | None:
+    return None if task.cancelled() else task.exception()
 
 
 def run_services(settings: Settings) -> None:

@@ -23,6 +23,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.broker import LocalKafka
+from streams.topics import INVENTORY_CHECKED
 from tests.processes import Node, Stategate, system_env, wait_for
 
 from .harness import broker_process, print_table, save_result
@@ -300,9 +302,9 @@ class ServicesTorture:
     Orders go through the gateway (POST without waiting) while a services
     process is SIGKILLed, SIGTERMed, or joins. After each round every order
     must reach VALIDATED (stock and customers are plentiful, so all pass), and
-    the `reserved` table (read from its changelog topic) must hold, for each
-    product, exactly the units of its validated orders: a reservation lost
-    or counted twice shows as a difference.
+    the `inventory` table (read from its changelog topic, `inventory-checked`)
+    must hold, for each product, exactly the units of its validated orders
+    as reserved: a reservation lost or counted twice shows as a difference.
     """
 
     products = [f"T-{k}" for k in range(8)]
@@ -428,10 +430,10 @@ class ServicesTorture:
         expected: dict[str, int] = {}
         for product, quantity in self.quantities.values():
             expected[product] = expected.get(product, 0) + quantity
-        topic = f"{self.namespace}.stategate-services-reserved-changelog"
+        topic = f"{self.namespace}.{INVENTORY_CHECKED}"
         deadline = time.monotonic() + 30
         while True:
-            reserved = await read_latest(self.bootstrap, topic, PARTITIONS)
+            reserved = await read_latest(self.bootstrap, topic, PARTITIONS, _reserved)
             differences = {p: reserved.get(p, 0) - n for p, n in expected.items() if reserved.get(p, 0) != n}
             if not differences or time.monotonic() > deadline:
                 return differences
@@ -477,8 +479,12 @@ async def _change(torture: Settles, live: list[Stategate], target: Stategate, le
     return await asyncio.to_thread(torture.settle, live, before)
 
 
-async def read_latest(bootstrap: str, topic: str, partitions: int) -> dict[str, int]:
-    """The latest integer value of each key of a topic, read to its end."""
+def _reserved(value: bytes) -> int:
+    return int(orjson.loads(value)["reserved"])
+
+
+async def read_latest(bootstrap: str, topic: str, partitions: int, read: Callable[[bytes], int]) -> dict[str, int]:
+    """The latest value of each key of a topic, read to its end, as `read` makes an integer of it."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -490,7 +496,7 @@ async def read_latest(bootstrap: str, topic: str, partitions: int) -> dict[str, 
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
                     if record.key is not None and record.value is not None:
-                        latest[record.key.decode()] = int(record.value)
+                        latest[record.key.decode()] = read(record.value)
         return latest
     finally:
         await consumer.stop()

@@ -37,9 +37,14 @@ def topic_specs(topics: Iterable[TopicT], partitions: int) -> list[TopicSpec]:
     return [TopicSpec(name, partitions) for topic in topics for name in topic.topics]
 
 
+CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(24 * 3600 * 1000)}
+"""Compacted, and never within a day of being written: a changelog that is also a check's
+output (fraud-checked, inventory-checked) keeps every record until the relay has read it."""
+
+
 def changelog_specs(tables: Iterable[CollectionT], partitions: int) -> list[TopicSpec]:
     """The tables' compacted changelog topics."""
-    compact = {"cleanup.policy": "compact"}
+    compact = CHANGELOG_CONFIGS
     return [TopicSpec(table.changelog_topic.get_topic_name(), partitions, compact) for table in tables]
 
 

@@ -164,29 +164,6 @@ class Order:
 
 
 @dataclass(slots=True, frozen=True)
-class OrderValidation:
-    """One validator's verdict on one order, on the `order-validations` topic."""
-
-    order_id: str
-    check_type: str
-    result: str
-
-    def to_json(self) -> bytes:
-        """The verdict as JSON bytes."""
-        return orjson.dumps({"order_id": self.order_id, "check_type": self.check_type, "result": self.result})
-
-    @classmethod
-    def from_json(cls, data: bytes) -> OrderValidation:
-        """Read a verdict; raises RecordError if it is not one."""
-        value = _load(data)
-        check_type = value.get("check_type")
-        result = value.get("result")
-        if check_type not in CHECK_TYPES or result not in (PASS, FAIL, "ERROR"):
-            raise RecordError("not an order validation")
-        return cls(_text(value.get("order_id"), "order_id"), str(check_type), str(result))
-
-
-@dataclass(slots=True, frozen=True)
 class StockLevel:
     """How many units of a product the warehouse holds, on `warehouse-inventory`."""
 

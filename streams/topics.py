@@ -1,10 +1,13 @@
 """The Kafka topics of the order flow.
 
-| topic | key | value |
-|---|---|---|
-| `orders` | order id | Order JSON (commands and results) |
-| `order-validations` | order id | OrderValidation JSON |
-| `warehouse-inventory` | product | StockLevel JSON |
+| topic | key | value | written by |
+|---|---|---|---|
+| `orders` | order id | Order JSON (CREATED commands, VALIDATED / FAILED results) | gateway, relay |
+| `warehouse-inventory` | product | StockLevel JSON | gateway |
+| `orders-by-customer` | customer id | OrderStep JSON | check-details |
+| `fraud-checked` | customer id | the `fraud` table's value (compacted changelog) | check-fraud |
+| `orders-by-product` | product | OrderStep JSON | relay |
+| `inventory-checked` | product | the `inventory` table's value (compacted changelog) | check-inventory, stock-levels |
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from faust.types import TopicT
 from app.config import Settings
 
 ORDERS = "orders"
-ORDER_VALIDATIONS = "order-validations"
 WAREHOUSE_INVENTORY = "warehouse-inventory"
+ORDERS_BY_CUSTOMER = "orders-by-customer"
+ORDERS_BY_PRODUCT = "orders-by-product"
+FRAUD_CHECKED = "fraud-checked"
+INVENTORY_CHECKED = "inventory-checked"
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,6 @@ class OrderTopics:
     """The topics shared by the gateway and the order services."""
 
     orders: TopicT
-    order_validations: TopicT
     warehouse_inventory: TopicT
 
 
@@ -43,9 +48,8 @@ def raw_topic(app: faust.App, name: str, settings: Settings, internal: bool = Fa
 
 
 def order_topics(app: faust.App, settings: Settings) -> OrderTopics:
-    """Declare the order flow's topics on `app`."""
+    """Declare the order flow's shared topics on `app`."""
     return OrderTopics(
         orders=raw_topic(app, ORDERS, settings),
-        order_validations=raw_topic(app, ORDER_VALIDATIONS, settings),
         warehouse_inventory=raw_topic(app, WAREHOUSE_INVENTORY, settings),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams import rules
-from streams.records import Order, OrderValidation, RecordError, parse_time
+from streams.records import Order, RecordError, parse_time
 
 
 def order(**changes: object) -> Order:
@@ -84,12 +84,6 @@ def test_order_from_a_foreign_producer_takes_defaults_and_the_key_as_id() -> Non
 def test_unreadable_orders_raise_record_error(data: bytes) -> None:
     with pytest.raises(RecordError):
         Order.from_json(data)
-
-
-def test_validation_record_checks_its_fields() -> None:
-    assert OrderValidation.from_json(OrderValidation("o", "FRAUD_CHECK", "PASS").to_json()).check_type == "FRAUD_CHECK"
-    with pytest.raises(RecordError):
-        OrderValidation.from_json(b'{"order_id": "o", "check_type": "COLOUR_CHECK", "result": "PASS"}')
 
 
 def test_parse_time_reads_utc_timestamps() -> None:
