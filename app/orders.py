@@ -87,7 +87,8 @@ class OrderService:
 
     def lookup(self, order_id: str) -> Order | None:
         """The newest version of an order known to this node."""
-        return self.view.get(order_id) or self._written.get(order_id)
+        # An order in `_written` has no version in the view yet (on_change removes it): no RocksDB read.
+        return self._written.get(order_id) or self.view.get(order_id)
 
     async def place(self, new: NewOrder, idempotency_key: str | None = None) -> Order:
         """Write a CREATED order to Kafka and return it.
@@ -96,13 +97,15 @@ class OrderService:
         first one is returned instead. Raises KafkaUnavailable when Kafka does
         not acknowledge the command in time.
         """
+        chosen_by_client = bool(new.id or idempotency_key)
         order_id = new.id or (order_id_for(idempotency_key) if idempotency_key else self.new_id())
-        existing = self.lookup(order_id)
-        if existing is not None:
-            return existing
-        in_flight = self._in_flight.get(order_id)
-        if in_flight is not None:
-            return await asyncio.shield(in_flight)
+        if chosen_by_client:  # a fresh server-made id cannot be known yet
+            existing = self.lookup(order_id)
+            if existing is not None:
+                return existing
+            in_flight = self._in_flight.get(order_id)
+            if in_flight is not None:
+                return await asyncio.shield(in_flight)
 
         now = utc_now()
         order = Order(

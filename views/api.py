@@ -2,6 +2,7 @@
 
 uvicorn ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
+        ─► OrderPosts (places plainly valid orders, views/order_posts.py)
         ─► FastAPI (every route: views/orders.py, services.py, inventory, cluster, ...)
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from . import cluster, handover, inventory, operations, orders, services
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
+from .order_posts import OrderPosts
 from .problems import install_problem_handlers
 
 if TYPE_CHECKING:
@@ -35,5 +38,7 @@ def create_api(node: Node) -> Any:
     api.include_router(handover.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
-    gateway = GatewayMiddleware(api, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
+    post_route = next(r for r in orders.router.routes if isinstance(r, APIRoute) and "POST" in (r.methods or ()))
+    posts = OrderPosts(api, node, post_route)
+    gateway = GatewayMiddleware(posts, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
     return LongPolls(gateway, node)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -27,16 +26,15 @@ from app.orders import Condition, differs_from, reaches
 from app.waiters import Ending, Outcome, ShuttingDown, TooManyWaiters, Waiter
 from streams.records import Order
 
-from .orders import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, entity_tags, prefer_wait, wanted_states
 from .problems import PROBLEM_JSON, Problem, problem_body, unavailable
 from .proxy import FORWARDED_BY
 from .routing import new_home, path_and_query
+from .wait_params import MAX_WAIT_SECONDS, entity_tags, prefer_wait, read_wait_query
 
 log = logging.getLogger("stategate.views")
 
 ORDERS_PREFIX = "/v1/orders/"
 ROUTE = "/v1/orders/{order_id}"
-SECONDS = re.compile(r"\d{1,6}(?:\.\d{1,6})?")
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -66,19 +64,11 @@ def parse_long_poll(scope: Scope) -> LongPoll | None:
     if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
         return None  # a GET with a body: let FastAPI deal with it
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
-    wait_for = query.get("wait_for")
-    if wait_for is not None:
-        timeout = query.get("timeout")
-        if len(wait_for) > 64 or (timeout is not None and not SECONDS.fullmatch(timeout)):
+    if "wait_for" in query:
+        wait = read_wait_query(query)
+        if wait is None or wait.states is None:
             return None
-        try:
-            states = wanted_states(wait_for)
-        except Problem:
-            return None
-        wait = DEFAULT_WAIT_SECONDS if timeout is None else float(timeout)
-        if states is None or wait > MAX_WAIT_SECONDS:
-            return None
-        return LongPoll(order_id, reaches(states), wait, None)
+        return LongPoll(order_id, reaches(wait.states), wait.timeout, None)
     if_none_match, prefer = headers.get(b"if-none-match"), headers.get(b"prefer")
     if if_none_match is None or prefer is None or len(if_none_match) > 1024 or len(prefer) > 256:
         return None

@@ -6,7 +6,6 @@ outcome back into a status code, exactly as ../shared/API.md lists them.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
@@ -18,22 +17,27 @@ from app.node import Node
 from app.orders import Condition, NewOrder, differs_from, order_id_for, reaches
 from app.waiters import OrderMoved, ShuttingDown, TooManyWaiters
 from streams.commands import KafkaUnavailable
-from streams.records import ORDER_STATES, Order
+from streams.records import Order
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
-from .problems import PROBLEM_DOCS, Problem, invalid, response_doc, unavailable
+from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
 from .proxy import forward, proxying
 from .routing import after_move, new_home, to_owner
+from .wait_params import (
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_FOR_LENGTH,
+    MAX_WAIT_SECONDS,
+    entity_tags,
+    prefer_wait,
+    wanted_states,
+)
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 NAME_PATTERN = r"\S"
-DEFAULT_WAIT_SECONDS = 10.0
-MAX_WAIT_SECONDS = 60.0
-PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)")
 
 
 class OrderIn(BaseModel):
@@ -50,22 +54,13 @@ class OrderIn(BaseModel):
 
 WaitFor = Annotated[
     str | None,
-    Query(max_length=64, description="Comma-separated states to wait for: CREATED, VALIDATED, FAILED."),
+    Query(
+        max_length=MAX_WAIT_FOR_LENGTH, description="Comma-separated states to wait for: CREATED, VALIDATED, FAILED."
+    ),
 ]
 Timeout = Annotated[
     float | None, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (default 10, at most 60).")
 ]
-
-
-def wanted_states(wait_for: str | None) -> frozenset[str] | None:
-    """The states in `wait_for`, or None without it; 422 for an unknown state."""
-    if wait_for is None:
-        return None
-    states = frozenset(s.strip() for s in wait_for.split(",") if s.strip())
-    unknown = states - set(ORDER_STATES)
-    if not states or unknown:
-        raise invalid([{"loc": ["query", "wait_for"], "msg": f"states are {', '.join(ORDER_STATES)}", "type": "enum"}])
-    return states
 
 
 def order_response(order: Order, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -113,9 +108,21 @@ async def place_order(
     """Write the order to Kafka, then (with `wait_for`) park until it reaches a wanted state."""
     states = wanted_states(wait_for)
     body = await json_body(request, OrderIn)
+    wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
+    return await place_and_answer(request, node, body, idempotency_key, states, wait)
+
+
+async def place_and_answer(
+    request: Request,
+    node: Node,
+    body: OrderIn,
+    idempotency_key: str | None,
+    states: frozenset[str] | None,
+    wait: float,
+) -> Response:
+    """Everything `POST /v1/orders` does once its parameters are read; shared with views/order_posts.py."""
     orders = node.orders
     new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
-    wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
     if body.id or idempotency_key:
         order_id = body.id or order_id_for(idempotency_key or "")
         owner = node.routing.owner(order_id)
@@ -252,18 +259,3 @@ async def _wait(
         raise unavailable("Too many parked requests on this node.", node.settings.retry_after_seconds) from None
     except ShuttingDown:
         raise unavailable("This node is shutting down.", node.settings.retry_after_seconds) from None
-
-
-def entity_tags(header: str | None) -> frozenset[str]:
-    """The entity tags listed in If-None-Match (weak ones compared as strong)."""
-    if not header:
-        return frozenset()
-    return frozenset(tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip())
-
-
-def prefer_wait(header: str | None, limit: float) -> float | None:
-    """The seconds asked for by `Prefer: wait=N`, at most `limit`; None without it."""
-    if not header:
-        return None
-    match = PREFER_WAIT.search(header)
-    return None if match is None else min(float(match.group(1)), limit)

@@ -23,8 +23,8 @@ from streams.commands import KafkaUnavailable
 
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
-from .orders import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, prefer_wait
 from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
+from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, prefer_wait
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
