@@ -60,6 +60,7 @@ class OrderServices:
                 settings.topic(FRAUD_CHECKED): Forward(settings.topic(ORDERS_BY_PRODUCT), _product, as_step=True),
                 settings.topic(INVENTORY_CHECKED): Forward(settings.topic(ORDERS), _order_id, as_step=False),
             },
+            app.producer,
         )
 
     @property

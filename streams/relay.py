@@ -3,8 +3,10 @@
     fraud-checked ─────► orders-by-product   (an OrderStep, keyed by product)
     inventory-checked ─► orders              (the VALIDATED or FAILED order, keyed by order id)
 
-A plain aiokafka consumer group in the services process: the changelogs
-are Faust's own topics, which a Faust agent of the same app cannot read.
+A plain aiokafka consumer group in the services process (the changelogs
+are Faust's own topics, which a Faust agent of the same app cannot read),
+sending through the Faust app's producer, so that its records share the
+agents' produce requests.
 At least once: offsets are committed only after Kafka acknowledged what was
 sent, so a crash sends some records again. The inventory check skips those
 (order_steps.py), and a decided order sent twice is the same version twice,
@@ -19,9 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from faust.types import ProducerT
 
 from app.config import Settings
 
@@ -59,28 +62,21 @@ class Forward:
 class Relay:
     """Forwards changelog records at least once; `ready` once it has its partitions."""
 
-    def __init__(self, settings: Settings, forwards: dict[str, Forward]) -> None:
+    def __init__(self, settings: Settings, forwards: dict[str, Forward], producer: ProducerT) -> None:
         self.settings = settings
         self.forwards = forwards
+        self.producer = producer
         self.ready = False
         self.on_readiness: Callable[[bool], None] | None = None
         self._lock = asyncio.Lock()  # a batch in flight, or a commit at revocation
         self._acked: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Join the relay's consumer group and start forwarding."""
         settings = self.settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.broker,
-            client_id=f"stategate-relay-{settings.node_id}",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=settings.producer_linger_ms,
-        )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.broker,
             client_id=f"stategate-relay-{settings.node_id}",
@@ -92,7 +88,6 @@ class Relay:
             heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
             rebalance_timeout_ms=int(settings.rebalance_timeout_seconds * 1000),
         )
-        await self._producer.start()
         await self._consumer.start()
         self._consumer.subscribe(list(self.forwards), listener=_Listener(self))
         self._task = asyncio.get_running_loop().create_task(self._run(), name="relay")
@@ -112,12 +107,10 @@ class Relay:
         if self._consumer is not None:
             await self._commit()
             await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
         self._set_ready(False)
 
     async def _run(self) -> None:
-        assert self._consumer is not None and self._producer is not None
+        assert self._consumer is not None
         while True:
             batch = await self._consumer.getmany(timeout_ms=1000)
             async with self._lock:
@@ -127,7 +120,7 @@ class Relay:
                     for record in records:
                         out = forward.record(tp.partition, record)
                         if out is not None:
-                            sent.append(await self._producer.send(forward.topic, value=out[1], key=out[0]))
+                            sent.append(await self.producer.send(forward.topic, out[0], out[1], None, None, None))
                 await asyncio.gather(*sent)
                 for tp, records in batch.items():
                     self._acked[tp] = records[-1].offset + 1
