@@ -79,6 +79,8 @@ async def plain_echo_round_trips(url: str, bootstrap: str, topic: str, count: in
     while not consumer.assignment():  # requests written before the group assigns the topic would be skipped
         assert time.monotonic() < deadline, "the plain echo consumer got no partitions"
         await asyncio.sleep(0.05)
+    for tp in consumer.assignment():
+        await consumer.position(tp)  # "latest" is resolved now, not after the first requests
     try:
         await sequential_echo(url, 50, service="plain-echo")  # warm up
         return await sequential_echo(url, count, service="plain-echo")
