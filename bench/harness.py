@@ -120,13 +120,6 @@ def deployment(
         logs.close()
 
 
-@contextmanager
-def gateway(bootstrap: str, data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """One node and the services; yields the node's URL and process."""
-    with deployment(bootstrap, data_dir, env=env) as running:
-        yield running.nodes[0]
-
-
 def stategate_command(command: str) -> list[str]:
     """The argv that runs `stategate COMMAND` with this Python."""
     return [sys.executable, "-m", "app.cli", command]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -24,7 +25,17 @@ from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from .harness import RawHttp, broker, closed_loop, gateway, kafka_hop, print_table, save_result, summary_ms
+from .harness import (
+    CpuMeter,
+    RawHttp,
+    broker_process,
+    closed_loop,
+    deployment,
+    kafka_hop,
+    print_table,
+    save_result,
+    summary_ms,
+)
 
 HOPS = 2
 
@@ -102,19 +113,24 @@ def main() -> None:
         data = Path(tmp)
         plain_topic = f"bench-plain-echo-{uuid.uuid4().hex[:6]}"
         with (
-            broker(data) as bootstrap,
-            gateway(bootstrap, data, STATEGATE_SERVICES=f"plain-echo={plain_topic}") as (
-                url,
-                _node,
-            ),
+            broker_process(data) as (bootstrap, kafka),
+            deployment(bootstrap, data, env={"STATEGATE_SERVICES": f"plain-echo={plain_topic}"}) as running,
         ):
+            url, node = running.nodes[0]
+            assert running.services is not None
+            pids = {"node": node.pid, "services": running.services.pid, "load generator": os.getpid()}
+            if kafka is not None and kafka.process is not None:
+                pids["broker"] = kafka.process.pid
+            cpu = CpuMeter(pids)
             asyncio.run(kafka_hop(bootstrap, 1000))  # warm up the broker and every connection
             asyncio.run(sequential_echo(url, 200))
             asyncio.run(concurrent_echo(url, args.clients, 5))
             floor = summary_ms(asyncio.run(kafka_hop(bootstrap, args.hops)))
             sequential = summary_ms(asyncio.run(sequential_echo(url, args.sequential)))
             started = time.perf_counter()
+            cpu.start()
             answered, failed, latencies = asyncio.run(concurrent_echo(url, args.clients, args.seconds))
+            used = cpu.stop()
             elapsed = time.perf_counter() - started
             plain = summary_ms(asyncio.run(plain_echo_round_trips(url, bootstrap, plain_topic, args.sequential)))
 
@@ -132,6 +148,11 @@ def main() -> None:
             **summary_ms(latencies),
         },
         "sequential_plain_aiokafka_echo": plain,
+        "cpu_ms_per_request": {
+            **{name: round(seconds * 1000 / max(answered, 1), 3) for name, seconds in used.items()},
+            "total": round(sum(used.values()) * 1000 / max(answered, 1), 3),
+        },
+        "cpu_percent_of_one_core": {name: round(100 * seconds / elapsed, 1) for name, seconds in used.items()},
     }
     saved = save_result("services", result)
     f, s, c, p = result["floor_kafka_hop"], result["sequential_echo"], result["concurrent"], plain
@@ -155,6 +176,11 @@ def main() -> None:
     ]
     header = ("measurement", "p50 ms", "p99 ms", "requests/s", "target")
     print_table(header, rows)
+    per_request, busy = result["cpu_ms_per_request"], result["cpu_percent_of_one_core"]
+    cpu_rows = [(name, f"{per_request[name]:.3f}", f"{busy[name]:.0f} %") for name in busy]
+    cpu_rows.append(("total", f"{per_request['total']:.3f}", ""))
+    print()
+    print_table(("CPU during (c)", "ms per request", "of one core"), cpu_rows)
     print(f"\nsaved {saved}")
 
 

@@ -3,6 +3,7 @@
 uvicorn ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
         ─► OrderPosts (places plainly valid orders, views/order_posts.py)
+        ─► ServiceRequests (plainly valid service calls, views/service_requests.py)
         ─► FastAPI (every route: views/orders.py, services.py, inventory, cluster, ...)
 """
 
@@ -18,6 +19,7 @@ from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .order_posts import OrderPosts
 from .problems import install_problem_handlers
+from .service_requests import ServiceRequests
 
 if TYPE_CHECKING:
     from app.node import Node
@@ -39,6 +41,8 @@ def create_api(node: Node) -> Any:
     api.include_router(cluster.router)
     api.include_router(operations.router)
     post_route = next(r for r in orders.router.routes if isinstance(r, APIRoute) and "POST" in (r.methods or ()))
-    posts = OrderPosts(api, node, post_route)
+    call_route = next(r for r in services.router.routes if isinstance(r, APIRoute) and r.path.endswith("{path:path}"))
+    calls = ServiceRequests(api, node, call_route)
+    posts = OrderPosts(calls, node, post_route)
     gateway = GatewayMiddleware(posts, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
     return LongPolls(gateway, node)

@@ -63,6 +63,11 @@ async def call_service(
 ) -> Response:
     """Write the request to the service's topic, park until its reply comes, answer with it."""
     wait = timeout if timeout is not None else (prefer_wait(prefer, MAX_WAIT_SECONDS) or DEFAULT_WAIT_SECONDS)
+    return await call_and_answer(request, node, service, path, wait)
+
+
+async def call_and_answer(request: Request, node: Node, service: str, path: str, wait: float) -> Response:
+    """Everything a service call does once its parameters are read; shared with views/service_requests.py."""
     query = request.scope.get("query_string", b"").decode("latin-1")
     service_path = "/" + path + (f"?{query}" if query else "")
     calls = node.service_calls
