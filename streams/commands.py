@@ -58,9 +58,8 @@ class CommandProducer:
         deadline = self.settings.produce_timeout_seconds
         assert self._producer is not None, "CommandProducer.start() first"
         try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(topic, value=value, key=key.encode(), headers=headers), timeout=deadline
-            )
+            async with asyncio.timeout(deadline):  # no extra task, unlike asyncio.wait_for
+                await self._producer.send_and_wait(topic, value=value, key=key.encode(), headers=headers)
         except (TimeoutError, KafkaError) as exc:
             log.warning("command not acknowledged", extra={"topic": topic, "key": key, "error": repr(exc)})
             raise KafkaUnavailable(f"Kafka did not acknowledge the command within {deadline:g}s") from exc

@@ -12,7 +12,7 @@ from mode.utils.objects import cached_property
 from app.config import Settings
 
 from .faust_recovery import FlowControl, TableManager
-from .faust_transport import Transport
+from .faust_transport import FlushingProducer, Transport
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -48,6 +48,10 @@ class StategateApp(faust.App):
     def _tell_readiness(self) -> None:
         if self.on_readiness is not None:
             self.on_readiness(self.ready)
+
+    async def send_table_writes(self) -> None:
+        """Send the changelog records of this task's table writes now (FlushingProducer.send_buffered)."""
+        await cast(FlushingProducer, self.producer).send_buffered()
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)

@@ -55,6 +55,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.consumer import ensure_TP, ensure_TPset
 from faust.transport.drivers import aiokafka as driver
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP, Message
 from faust.types.transports import ConsumerT, ProducerT
 from faust.types.tuples import ConsumerMessage
@@ -508,6 +509,20 @@ class FlushingProducer(driver.Producer):
         while self.buffer.size:
             await self.buffer.flush()
         await super().flush()
+
+    async def send_buffered(self) -> None:
+        """Hand the buffered sends (a table's changelog writes) to aiokafka now, from the calling task.
+
+        A table write is synchronous, so Faust buffers its changelog record and
+        a background task of the buffer sends it on a later loop turn. An agent
+        whose table write *is* its output (streams/order_steps.py) calls this
+        right after the write, so the record leaves at once (deviation 12).
+        """
+        buffer = cast(ProducerBuffer, self.buffer)
+        while not buffer.pending.empty():
+            future = buffer.pending.get_nowait()
+            await future.message.channel.publish_message(future, wait=False)
+            buffer.message_sent.set()  # what the buffer's own task does after each send
 
 
 class Transport(driver.Transport):

@@ -19,7 +19,7 @@ from faust.types import StreamT, TableT
 from app.config import Settings
 
 from . import rules
-from .faust_app import table_options
+from .faust_app import StategateApp, table_options
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen, read_object
 from .records import PASS, Order, RecordError, parse_time
 from .topics import FRAUD_CHECKED, raw_topic
@@ -78,7 +78,8 @@ def order_time(order: Order, record_timestamp: float | None) -> float:
 class FraudCheck:
     """The `check-fraud` agent and its `fraud` table, registered on a Faust app."""
 
-    def __init__(self, app: faust.App, source: faust.types.TopicT, settings: Settings) -> None:
+    def __init__(self, app: StategateApp, source: faust.types.TopicT, settings: Settings) -> None:
+        self.app = app
         self.table: TableT[bytes, bytes] = app.Table(
             "fraud",
             partitions=settings.partitions,
@@ -102,3 +103,4 @@ class FraudCheck:
                 continue
             at = order_time(step.order, event.message.timestamp)
             self.table[key] = check(state, step, at).to_json()
+            await self.app.send_table_writes()  # the write is the output: send it now

@@ -21,7 +21,7 @@ from faust.types import StreamT, TableT
 from app.config import Settings
 
 from . import rules
-from .faust_app import table_options
+from .faust_app import StategateApp, table_options
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen, read_object
 from .records import Order, RecordError, StockLevel, utc_now
 from .topics import INVENTORY_CHECKED, raw_topic
@@ -89,11 +89,12 @@ class InventoryCheck:
 
     def __init__(
         self,
-        app: faust.App,
+        app: StategateApp,
         orders_by_product: faust.types.TopicT,
         warehouse_inventory: faust.types.TopicT,
         settings: Settings,
     ) -> None:
+        self.app = app
         self.table: TableT[bytes, bytes] = app.Table(
             "inventory",
             partitions=settings.partitions,
@@ -121,6 +122,7 @@ class InventoryCheck:
                 continue
             decided = decide(state, step, utc_now())
             self.table[step.order.product.encode()] = decided.to_json()
+            await self.app.send_table_writes()  # the write is the output: send it now
             if decided.order is not None:
                 log.debug("order decided", extra={"order_id": decided.order.id, "state": decided.order.state})
 

@@ -238,7 +238,7 @@ def test_an_order_step_delivered_twice_is_applied_once(system: System, kafka: st
     wait_for(lambda: place_one(system, product, customer, 1) == "VALIDATED", 20, "the stock to reach the services")
     order = Order(f"twice-{uuid.uuid4().hex[:8]}", customer, product, 2, 1.0)
     order.validations = {"ORDER_DETAILS_CHECK": "PASS", "FRAUD_CHECK": "PASS"}
-    step = OrderStep(order, Source(3, 1_000_000_000)).to_json()  # a source offset no real record has
+    step = OrderStep(order, Source(99, 0)).to_json()  # a source partition no real record comes from
 
     async def send_twice() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
