@@ -23,7 +23,7 @@ from faust.types import TableT
 from app.config import Settings
 
 from .admin import TopicSpec, changelog_specs, topic_specs
-from .faust_app import table_options
+from .faust_app import json_table
 from .service_sdk import Reply, Service, ServiceError, ServiceRequest
 from .topics import raw_topic
 
@@ -58,13 +58,7 @@ class ExampleServices:
         service("basket").handler(partial(basket, rows=self.baskets))
 
     def _table(self, name: str) -> TableT[bytes, bytes]:
-        return self.app.Table(
-            name,
-            partitions=self.settings.partitions,
-            key_type=bytes,  # raw UTF-8 keys, as in the request topics
-            value_type=bytes,  # raw JSON values, readable by any consumer of the changelog
-            options=table_options(self.settings),
-        )
+        return json_table(self.app, name, self.settings)  # keyed like the request topics
 
     @property
     def topic_specs(self) -> list[TopicSpec]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import faust
-from faust.types import TransportT
+from faust.types import TableT, TopicT, TransportT
 from mode.utils.objects import cached_property
 
 from app.config import Settings
@@ -101,6 +101,24 @@ def create_faust_app(app_id: str, settings: Settings) -> StategateApp:
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app
+
+
+def json_table(
+    app: faust.App, name: str, settings: Settings, changelog_topic: TopicT | None = None
+) -> TableT[bytes, bytes]:
+    """A RocksDB table of raw UTF-8 keys and JSON values, readable by any consumer of its changelog.
+
+    `changelog_topic` replaces Faust's `<app>-<name>-changelog`: a check's
+    table whose changelog is also its output (streams/order_steps.py).
+    """
+    return app.Table(
+        name,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=changelog_topic,
+        options=table_options(settings),
+    )
 
 
 def table_options(settings: Settings) -> dict[str, Any]:

@@ -14,14 +14,14 @@ from typing import Any
 
 import faust
 import orjson
-from faust.types import StreamT, TableT
+from faust.types import StreamT
 
 from app.config import Settings
 
 from . import rules
-from .faust_app import StategateApp, table_options
-from .order_steps import OrderStep, Seen, is_duplicate, mark_seen, read_object
-from .records import PASS, Order, RecordError, parse_time
+from .faust_app import StategateApp, json_table
+from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
+from .records import PASS, Order, RecordError, parse_time, read_object
 from .topics import FRAUD_CHECKED, raw_topic
 
 log = logging.getLogger("stategate.streams.fraud")
@@ -80,14 +80,7 @@ class FraudCheck:
 
     def __init__(self, app: StategateApp, source: faust.types.TopicT, settings: Settings) -> None:
         self.app = app
-        self.table: TableT[bytes, bytes] = app.Table(
-            "fraud",
-            partitions=settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            changelog_topic=raw_topic(app, FRAUD_CHECKED, settings, internal=True),
-            options=table_options(settings),
-        )
+        self.table = json_table(app, "fraud", settings, raw_topic(app, FRAUD_CHECKED, settings, internal=True))
         app.agent(source, name="check-fraud")(self._check)
 
     async def _check(self, stream: StreamT[bytes]) -> None:

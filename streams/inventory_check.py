@@ -16,14 +16,14 @@ from dataclasses import dataclass, field, replace
 
 import faust
 import orjson
-from faust.types import StreamT, TableT
+from faust.types import StreamT
 
 from app.config import Settings
 
 from . import rules
-from .faust_app import StategateApp, table_options
-from .order_steps import OrderStep, Seen, is_duplicate, mark_seen, read_object
-from .records import Order, RecordError, StockLevel, utc_now
+from .faust_app import StategateApp, json_table
+from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
+from .records import Order, RecordError, StockLevel, read_object, utc_now
 from .topics import INVENTORY_CHECKED, raw_topic
 
 log = logging.getLogger("stategate.streams.inventory")
@@ -95,14 +95,8 @@ class InventoryCheck:
         settings: Settings,
     ) -> None:
         self.app = app
-        self.table: TableT[bytes, bytes] = app.Table(
-            "inventory",
-            partitions=settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            changelog_topic=raw_topic(app, INVENTORY_CHECKED, settings, internal=True),
-            options=table_options(settings),
-        )
+        changelog = raw_topic(app, INVENTORY_CHECKED, settings, internal=True)
+        self.table = json_table(app, "inventory", settings, changelog)
         app.agent(orders_by_product, name="check-inventory")(self._check)
         app.agent(warehouse_inventory, name="stock-levels")(self._stock_levels)
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
-from .records import Order, RecordError
+from .records import Order, RecordError, read_object
 
-__all__ = ["OrderStep", "Seen", "Source", "is_duplicate", "mark_seen", "read_object"]
+__all__ = ["OrderStep", "Seen", "Source", "is_duplicate", "mark_seen"]
 
 Seen = dict[str, int]
 """Per source partition (a JSON object's keys are strings), the highest offset applied."""
@@ -73,16 +72,3 @@ def is_duplicate(seen: Mapping[str, int], source: Source) -> bool:
 def mark_seen(seen: Mapping[str, int], source: Source) -> Seen:
     """`seen` with `source` applied."""
     return {**seen, str(source.partition): source.offset}
-
-
-def read_object(data: bytes | None) -> dict[str, Any]:
-    """A JSON object from a record's value; raises RecordError if it is not one."""
-    if data is None:
-        raise RecordError("no value")
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise RecordError(f"not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise RecordError("not a JSON object")
-    return value

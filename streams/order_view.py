@@ -30,6 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
 from app.config import Settings
 
+from .consumer_options import group_timing
 from .order_store import OrderStore
 from .records import Order
 from .replies import partition_for
@@ -127,10 +128,7 @@ class OrderView:
             group_id=settings.topic(VIEW_GROUP),
             client_id=f"stategate-view-{settings.node_id}",
             partition_assignment_strategy=(self.assignor,),
-            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
-            rebalance_timeout_ms=int(settings.rebalance_timeout_seconds * 1000),
-            max_poll_interval_ms=int(max(settings.rebalance_timeout_seconds, 10) * 1000),
+            **group_timing(settings),
             **common,
         )
         self._copies = AIOKafkaConsumer(client_id=f"stategate-view-standby-{settings.node_id}", **common)

@@ -44,7 +44,10 @@ def parse_time(text: str) -> float:
     return moment.timestamp()
 
 
-def _load(data: bytes | str) -> dict[str, Any]:
+def read_object(data: bytes | str | None) -> dict[str, Any]:
+    """A JSON object from a record's value; raises RecordError if it is not one."""
+    if data is None:
+        raise RecordError("no value")
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -149,7 +152,7 @@ class Order:
     @classmethod
     def from_json(cls, data: bytes | str, key: str | None = None) -> Order:
         """Read an order from JSON bytes; raises RecordError if it is not one."""
-        return cls.from_dict(_load(data), key)
+        return cls.from_dict(read_object(data), key)
 
     @classmethod
     def from_record(cls, value: bytes, key: bytes | None, timestamp: float | None) -> Order:
@@ -177,6 +180,6 @@ class StockLevel:
     @classmethod
     def from_json(cls, data: bytes, key: str | None = None) -> StockLevel:
         """Read a stock level; raises RecordError if it is not one."""
-        value = _load(data)
+        value = read_object(data)
         product = _text(value.get("product") or key, "product")
         return cls(product, _integer(value.get("stock"), "stock"))

@@ -28,8 +28,9 @@ from faust.types import ProducerT
 
 from app.config import Settings
 
-from .order_steps import OrderStep, Source, read_object
-from .records import Order, RecordError
+from .consumer_options import group_timing
+from .order_steps import OrderStep, Source
+from .records import Order, RecordError, read_object
 
 log = logging.getLogger("stategate.streams.relay")
 
@@ -84,9 +85,7 @@ class Relay:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
-            rebalance_timeout_ms=int(settings.rebalance_timeout_seconds * 1000),
+            **group_timing(settings),
         )
         await self._consumer.start()
         self._consumer.subscribe(list(self.forwards), listener=_Listener(self))

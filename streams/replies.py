@@ -22,6 +22,7 @@ from aiokafka.partitioner import murmur2
 from app.config import Settings
 
 from .admin import TopicSpec
+from .consumer_options import group_timing
 
 REPLIES = "gateway-replies"
 REPLIES_GROUP = "stategate-gateway-replies"
@@ -65,10 +66,8 @@ class ReplyConsumer:
             # A brand-new group starts at the beginning, so that no reply written
             # before its first assignment is skipped; replies nobody waits for are dropped.
             auto_offset_reset="earliest",
-            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
-            max_poll_interval_ms=int(max(settings.rebalance_timeout_seconds, 10) * 1000),
             fetch_max_wait_ms=100,
+            **group_timing(settings),
         )
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         await self._consumer.start()

@@ -41,7 +41,8 @@ class GatewayMiddleware:
         if body is None:
             await self._too_large(send_with_header)
         else:
-            await self.app(scope, _replay(body, receive), send_with_header)
+            whole_body = {"type": "http.request", "body": body, "more_body": False}
+            await self.app(scope, replay(whole_body, receive), send_with_header)
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")
         self.metrics.http_requests.labels(scope["method"], path, str(status)).inc()
@@ -93,15 +94,15 @@ class GatewayMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that yields the already-read body once, then listens for disconnect."""
-    sent = False
+def replay(first: Message, receive: Receive) -> Receive:
+    """A receive that yields `first` (a message already read) once, then the client's next messages."""
+    replayed = False
 
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+    async def replaying() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return first
         return await receive()
 
-    return replay
+    return replaying

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.node import Node
 
+from .middleware import replay
 from .orders import OrderIn, place_and_answer
 from .problems import Problem, problem_response
 from .wait_params import read_wait_query
@@ -47,7 +48,7 @@ class OrderPosts:
             await self.app(scope, receive, send)
             return
         message = await receive()  # the whole body: GatewayMiddleware has read it
-        receive = _replay(message, receive)
+        receive = replay(message, receive)
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         wait = read_wait_query(query)
         plain, key = _idempotency_key(scope)
@@ -83,17 +84,3 @@ def _order_in(message: Message) -> OrderIn | None:
         return OrderIn.model_validate(orjson.loads(message.get("body", b"")))
     except (orjson.JSONDecodeError, ValidationError):
         return None
-
-
-def _replay(first: Message, receive: Receive) -> Receive:
-    """A receive that yields `first` once more, then the client's next messages."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return first
-        return await receive()
-
-    return replay
