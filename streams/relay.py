@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import ProducerT
 
 from app.config import Settings
@@ -113,18 +114,32 @@ class Relay:
         while True:
             batch = await self._consumer.getmany(timeout_ms=1000)
             async with self._lock:
-                sent = []
-                for tp, records in batch.items():
-                    forward = self.forwards[tp.topic]
-                    for record in records:
-                        out = forward.record(tp.partition, record)
-                        if out is not None:
-                            sent.append(await self.producer.send(forward.topic, out[0], out[1], None, None, None))
-                await asyncio.gather(*sent)
+                try:
+                    await self._forward(batch)
+                except (KafkaError, ProducerSendError) as exc:
+                    # Kafka did not take them (a broker away): read them again, later. What did
+                    # land is sent twice, which the next step skips.
+                    log.warning("relay could not forward, retrying", extra={"error": repr(exc)})
+                    for tp, records in batch.items():
+                        if tp in self._consumer.assignment():
+                            self._consumer.seek(tp, records[0].offset)
+                    await asyncio.sleep(self.settings.retry_after_seconds)
+                    continue
                 for tp, records in batch.items():
                     self._acked[tp] = records[-1].offset + 1
                 if time.monotonic() - self._last_commit >= self.settings.commit_interval_seconds:
                     await self._commit()
+
+    async def _forward(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Send the batch's orders on and wait until Kafka has acknowledged every one."""
+        sent = []
+        for tp, records in batch.items():
+            forward = self.forwards[tp.topic]
+            for record in records:
+                out = forward.record(tp.partition, record)
+                if out is not None:
+                    sent.append(await self.producer.send(forward.topic, out[0], out[1], None, None, None))
+        await asyncio.gather(*sent)
 
     async def _commit(self) -> None:
         assert self._consumer is not None

@@ -63,6 +63,7 @@ def test_broker_down_gives_fast_503_then_recovers(
             return r.status_code == 201 and r.json()["state"] == "VALIDATED"
 
         wait_for(validated_again, 90, "orders to be validated after the broker came back", interval=0.5)
+        assert system.services is not None and system.services.running  # rode it out, no restart
     finally:
         system.stop()
 
