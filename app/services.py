@@ -23,7 +23,8 @@ import orjson
 from faust.contrib.asgi import faust_app_running
 
 from streams.admin import ensure_topics
-from streams.example_services import ExampleServices
+from streams.example_services import EXAMPLES_APP_ID, ExampleServices
+from streams.faust_app import StategateApp, create_faust_app
 from streams.order_services import OrderServices
 
 from .config import Settings
@@ -69,15 +70,19 @@ class Readiness:
 async def serve_services(settings: Settings) -> int:
     """Run the services' Faust app until SIGTERM or Ctrl-C (0), or until it crashes (1)."""
     services = OrderServices(settings)
-    examples = ExampleServices(services.app, settings)  # one Faust app (one consumer group) per process
+    # The example services get a Faust app (a consumer) of their own: every fetch names every
+    # partition its consumer reads, so the order checks' fetches stay narrow (README, Performance).
+    examples_app = create_faust_app(EXAMPLES_APP_ID, settings)
+    examples = ExampleServices(examples_app, settings)
     await ensure_topics(settings, [*services.topic_specs, *examples.topic_specs])
     readiness = Readiness(
         settings.data_dir / READY_FILE,
         settings.node_id,
         generation=lambda: services.app.consumer_generation_id,
-        parts=lambda: services.app.ready and services.relay.ready,
+        parts=lambda: services.app.ready and examples_app.ready and services.relay.ready,
     )
     services.app.on_readiness = readiness
+    examples_app.on_readiness = readiness
     services.relay.on_readiness = readiness
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,19 +95,22 @@ async def serve_services(settings: Settings) -> int:
         loop.add_signal_handler(sig, on_signal)
     crashed = False
     try:
-        async with faust_app_running(services.app, stop_timeout=settings.shutdown_seconds - 2):
+        async with (
+            faust_app_running(services.app, stop_timeout=settings.shutdown_seconds - 2),
+            faust_app_running(examples_app, stop_timeout=settings.shutdown_seconds - 2),
+        ):
             await services.relay.start()
             try:
                 log.info("services started", extra={"broker": settings.broker})
                 stopping = loop.create_task(stop.wait())
-                crashing = loop.create_task(services.app._crashed.wait())
+                crashing = loop.create_task(_first_crash(services.app, examples_app))
                 relay_ended = services.relay.task
                 await asyncio.wait([stopping, crashing, relay_ended], return_when=asyncio.FIRST_COMPLETED)
                 crashed = not stopping.done()
                 for task in (stopping, crashing):
                     task.cancel()
                 if crashed:
-                    reason = services.app.crash_reason if crashing.done() else _relay_error(relay_ended)
+                    reason = crashing.result() if crashing.done() else _relay_error(relay_ended)
                     log.error("the services crashed", extra={"error": repr(reason)})
                     exit_within(settings.shutdown_seconds)
             finally:
@@ -111,6 +119,17 @@ async def serve_services(settings: Settings) -> int:
         readiness.close()
     log.info("services stopped")
     return 1 if crashed else 0
+
+
+async def _first_crash(*apps: StategateApp) -> BaseException | None:
+    """Wait until one of the Faust apps crashes; its crash reason."""
+    waits = [asyncio.ensure_future(app._crashed.wait()) for app in apps]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return next((app.crash_reason for app in apps if app._crashed.is_set()), None)
 
 
 def _relay_error(task: asyncio.Task[None]) -> BaseException | None:

@@ -34,6 +34,9 @@ EXAMPLE_SERVICES: dict[str, str] = {
 }
 """Service name -> request topic name, before the namespace is applied."""
 
+EXAMPLES_APP_ID = "stategate-examples"
+"""The example services' own Faust app (consumer group, changelog prefix)."""
+
 MAX_STREAM_RECORDS = 1000
 MAX_QUANTITY = 1_000_000
 
