@@ -71,7 +71,8 @@ class PendingCall:
     async def next_part(self, timeout: float) -> ReplyPart | None:
         """The next reply record, or None when none comes within `timeout` seconds."""
         try:
-            return await asyncio.wait_for(self.parts.get(), timeout)
+            async with asyncio.timeout(timeout):  # no extra task, unlike asyncio.wait_for
+                return await self.parts.get()
         except TimeoutError:
             return None
 

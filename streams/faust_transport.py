@@ -58,7 +58,7 @@ from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, Message
 from faust.types.transports import ConsumerT, ProducerT
-from faust.types.tuples import ConsumerMessage
+from faust.types.tuples import ConsumerMessage, FutureMessage
 from mode import Service, ServiceT
 from mode.utils.times import Seconds, want_seconds
 
@@ -502,27 +502,59 @@ class _RebalanceListener(aiokafka.ConsumerRebalanceListener):  # type: ignore[mi
         await self.consumer.on_partitions_assigned(ensure_TPset(assigned), generation)
 
 
+class OrderedProducerBuffer(ProducerBuffer):
+    """Faust's producer buffer, drained in order by one drainer at a time (deviation 12).
+
+    Faust sends buffered records (a table's changelog writes) from a task of
+    the buffer, a loop turn or more after the write. An agent whose table
+    write *is* its output (streams/order_steps.py) drains the buffer itself,
+    right after the write. Both drain under one lock and pop only inside it:
+    two drainers each holding a popped record could append them to aiokafka
+    in the wrong order, and the relay would then skip the overtaken record
+    as already applied.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._draining = asyncio.Lock()
+        self._has_pending = asyncio.Event()
+
+    def put(self, fut: FutureMessage) -> None:
+        super().put(fut)
+        self._has_pending.set()
+
+    async def drain(self) -> None:
+        """Hand every buffered record to aiokafka, in the order they were buffered."""
+        async with self._draining:
+            self._has_pending.clear()
+            while not self.pending.empty():
+                await self._send_pending(self.pending.get_nowait())
+                self.message_sent.set()
+
+    @Service.task
+    async def _handle_pending(self) -> None:
+        while not self.should_stop:
+            await self._has_pending.wait()
+            await self.drain()
+
+
 class FlushingProducer(driver.Producer):
-    """Faust's aiokafka producer whose flush waits until every buffered send is acknowledged (deviation 7)."""
+    """Faust's aiokafka producer whose flush waits until every buffered send is acknowledged (deviation 7),
+    with a buffer an agent can drain itself, in order (deviation 12)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = OrderedProducerBuffer(loop=self.loop, beacon=self.beacon)  # not started yet: replace Faust's
+        buffer.app = self.app
+        self.buffer = buffer
 
     async def flush(self) -> None:
-        while self.buffer.size:
-            await self.buffer.flush()
+        await cast(OrderedProducerBuffer, self.buffer).drain()  # waits for a drain under way, too
         await super().flush()
 
     async def send_buffered(self) -> None:
-        """Hand the buffered sends (a table's changelog writes) to aiokafka now, from the calling task.
-
-        A table write is synchronous, so Faust buffers its changelog record and
-        a background task of the buffer sends it on a later loop turn. An agent
-        whose table write *is* its output (streams/order_steps.py) calls this
-        right after the write, so the record leaves at once (deviation 12).
-        """
-        buffer = cast(ProducerBuffer, self.buffer)
-        while not buffer.pending.empty():
-            future = buffer.pending.get_nowait()
-            await future.message.channel.publish_message(future, wait=False)
-            buffer.message_sent.set()  # what the buffer's own task does after each send
+        """Hand the buffered sends (a table's changelog writes) to aiokafka now, from the calling task."""
+        await cast(OrderedProducerBuffer, self.buffer).drain()
 
 
 class Transport(driver.Transport):

@@ -128,15 +128,22 @@ async def call_service_root(
     return await call_service(request, node, service, "", timeout, prefer)
 
 
+CLIENT_LEFT = ReplyPart(499, "text/plain", b"")
+"""Put in a call's queue when its client leaves while it waits for the first reply record."""
+
+
 async def _first_part(call: PendingCall, wait: float, gone: asyncio.Future[None]) -> ReplyPart | None:
     """The first reply record; None at the timeout or when the client leaves first."""
-    getter = asyncio.ensure_future(call.next_part(wait))
-    watched: set[asyncio.Future[object]] = {getter, gone}  # type: ignore[arg-type]
-    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-    if not getter.done():
-        getter.cancel()
-        return None
-    return getter.result()
+
+    def client_left(_: asyncio.Future[None]) -> None:
+        call.parts.put_nowait(CLIENT_LEFT)
+
+    gone.add_done_callback(client_left)
+    try:
+        part = await call.next_part(wait)
+    finally:
+        gone.remove_done_callback(client_left)
+    return None if part is CLIENT_LEFT else part
 
 
 async def _stream(node: Node, call: PendingCall, first: ReplyPart, wait: float) -> AsyncIterator[bytes]:
