@@ -87,8 +87,7 @@ class OrderService:
 
     def lookup(self, order_id: str) -> Order | None:
         """The newest version of an order known to this node."""
-        # An order in `_written` has no version in the view yet (on_change removes it): no RocksDB read.
-        return self._written.get(order_id) or self.view.get(order_id)
+        return self.view.get(order_id) or self._written.get(order_id)
 
     async def place(self, new: NewOrder, idempotency_key: str | None = None) -> Order:
         """Write a CREATED order to Kafka and return it.
@@ -131,7 +130,8 @@ class OrderService:
         finally:
             del self._in_flight[order_id]
         written.set_result(order)
-        self._remember(order)
+        if self.view.get(order_id) is None:  # the view may have applied it (and more) before the ack came
+            self._remember(order)
         log.debug("order placed", extra={"order_id": order_id})
         return order
 

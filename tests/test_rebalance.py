@@ -378,7 +378,10 @@ def test_a_rolling_restart_under_traffic_loses_no_order(kafka: str, tmp_path: Pa
         assert errors == []
         assert len(outcomes) >= placed_before_the_end > 10
         assert all(order["state"] == "VALIDATED" for order in outcomes.values())
-        # After both restarts, the cluster still serves every one of them, unchanged.
+        # After both restarts, once both nodes have settled (a GET meanwhile may get 503 + Retry-After),
+        # the cluster still serves every one of them, unchanged.
+        for node in nodes:
+            node.wait_ready()
         with httpx.Client(follow_redirects=True, timeout=10) as http:
             for order in outcomes.values():
                 assert http.get(f"{nodes[0].url}/v1/orders/{order['id']}").json() == order
