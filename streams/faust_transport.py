@@ -55,10 +55,9 @@ from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.consumer import ensure_TP, ensure_TPset
 from faust.transport.drivers import aiokafka as driver
-from faust.transport.producer import ProducerBuffer
 from faust.types import TP, Message
 from faust.types.transports import ConsumerT, ProducerT
-from faust.types.tuples import ConsumerMessage, FutureMessage
+from faust.types.tuples import ConsumerMessage
 from mode import Service, ServiceT
 from mode.utils.times import Seconds, want_seconds
 
@@ -502,59 +501,13 @@ class _RebalanceListener(aiokafka.ConsumerRebalanceListener):  # type: ignore[mi
         await self.consumer.on_partitions_assigned(ensure_TPset(assigned), generation)
 
 
-class OrderedProducerBuffer(ProducerBuffer):
-    """Faust's producer buffer, drained in order by one drainer at a time (deviation 12).
-
-    Faust sends buffered records (a table's changelog writes) from a task of
-    the buffer, a loop turn or more after the write. An agent whose table
-    write *is* its output (streams/order_steps.py) drains the buffer itself,
-    right after the write. Both drain under one lock and pop only inside it:
-    two drainers each holding a popped record could append them to aiokafka
-    in the wrong order, and the relay would then skip the overtaken record
-    as already applied.
-    """
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._draining = asyncio.Lock()
-        self._has_pending = asyncio.Event()
-
-    def put(self, fut: FutureMessage) -> None:
-        super().put(fut)
-        self._has_pending.set()
-
-    async def drain(self) -> None:
-        """Hand every buffered record to aiokafka, in the order they were buffered."""
-        async with self._draining:
-            self._has_pending.clear()
-            while not self.pending.empty():
-                await self._send_pending(self.pending.get_nowait())
-                self.message_sent.set()
-
-    @Service.task
-    async def _handle_pending(self) -> None:
-        while not self.should_stop:
-            await self._has_pending.wait()
-            await self.drain()
-
-
 class FlushingProducer(driver.Producer):
-    """Faust's aiokafka producer whose flush waits until every buffered send is acknowledged (deviation 7),
-    with a buffer an agent can drain itself, in order (deviation 12)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        buffer = OrderedProducerBuffer(loop=self.loop, beacon=self.beacon)  # not started yet: replace Faust's
-        buffer.app = self.app
-        self.buffer = buffer
+    """Faust's aiokafka producer whose flush waits until every buffered send is acknowledged (deviation 7)."""
 
     async def flush(self) -> None:
-        await cast(OrderedProducerBuffer, self.buffer).drain()  # waits for a drain under way, too
+        while self.buffer.size:
+            await self.buffer.flush()
         await super().flush()
-
-    async def send_buffered(self) -> None:
-        """Hand the buffered sends (a table's changelog writes) to aiokafka now, from the calling task."""
-        await cast(OrderedProducerBuffer, self.buffer).drain()
 
 
 class Transport(driver.Transport):

@@ -22,6 +22,7 @@ from . import rules
 from .faust_app import StategateApp, json_table
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
 from .records import PASS, Order, RecordError, parse_time, read_object
+from .table_output import TableOutput
 from .topics import FRAUD_CHECKED, raw_topic
 
 log = logging.getLogger("stategate.streams.fraud")
@@ -79,8 +80,8 @@ class FraudCheck:
     """The `check-fraud` agent and its `fraud` table, registered on a Faust app."""
 
     def __init__(self, app: StategateApp, source: faust.types.TopicT, settings: Settings) -> None:
-        self.app = app
         self.table = json_table(app, "fraud", settings, raw_topic(app, FRAUD_CHECKED, settings, internal=True))
+        self.output = TableOutput(app, self.table)
         app.agent(source, name="check-fraud")(self._check)
 
     async def _check(self, stream: StreamT[bytes]) -> None:
@@ -95,5 +96,4 @@ class FraudCheck:
             if is_duplicate(state.seen, step.source):
                 continue
             at = order_time(step.order, event.message.timestamp)
-            self.table[key] = check(state, step, at).to_json()
-            await self.app.send_table_writes()  # the write is the output: send it now
+            await self.output.write(key, check(state, step, at).to_json())

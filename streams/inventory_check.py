@@ -24,6 +24,7 @@ from . import rules
 from .faust_app import StategateApp, json_table
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
 from .records import Order, RecordError, StockLevel, read_object, utc_now
+from .table_output import TableOutput
 from .topics import INVENTORY_CHECKED, raw_topic
 
 log = logging.getLogger("stategate.streams.inventory")
@@ -94,9 +95,9 @@ class InventoryCheck:
         warehouse_inventory: faust.types.TopicT,
         settings: Settings,
     ) -> None:
-        self.app = app
         changelog = raw_topic(app, INVENTORY_CHECKED, settings, internal=True)
         self.table = json_table(app, "inventory", settings, changelog)
+        self.output = TableOutput(app, self.table)
         app.agent(orders_by_product, name="check-inventory")(self._check)
         app.agent(warehouse_inventory, name="stock-levels")(self._stock_levels)
 
@@ -115,8 +116,7 @@ class InventoryCheck:
             if is_duplicate(state.seen, step.source):
                 continue
             decided = decide(state, step, utc_now())
-            self.table[step.order.product.encode()] = decided.to_json()
-            await self.app.send_table_writes()  # the write is the output: send it now
+            await self.output.write(step.order.product.encode(), decided.to_json())
             if decided.order is not None:
                 log.debug("order decided", extra={"order_id": decided.order.id, "state": decided.order.state})
 
@@ -128,4 +128,5 @@ class InventoryCheck:
             except (RecordError, UnicodeDecodeError) as exc:
                 log.warning("skipping unreadable stock record", extra={"error": str(exc)})
                 continue
-            self.table[level.product.encode()] = restock(self.state(level.product), level.stock).to_json()
+            restocked = restock(self.state(level.product), level.stock)
+            await self.output.write(level.product.encode(), restocked.to_json())  # in order with the checks' writes
