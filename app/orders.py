@@ -84,6 +84,9 @@ class OrderService:
         self._written: OrderedDict[str, Order] = OrderedDict()
         self._remembered = remembered
         self._in_flight: dict[str, asyncio.Future[Order]] = {}
+        # Orders the view applied a version of while their first one was still being sent:
+        # the flow can outrun the acknowledgement, and the first version must not shadow it.
+        self._applied_while_sending: set[str] = set()
 
     def lookup(self, order_id: str) -> Order | None:
         """The newest version of an order known to this node."""
@@ -129,8 +132,10 @@ class OrderService:
             raise
         finally:
             del self._in_flight[order_id]
+            applied = order_id in self._applied_while_sending
+            self._applied_while_sending.discard(order_id)
         written.set_result(order)
-        if self.view.get(order_id) is None:  # the view may have applied it (and more) before the ack came
+        if not applied:
             self._remember(order)
         log.debug("order placed", extra={"order_id": order_id})
         return order
@@ -162,6 +167,8 @@ class OrderService:
     def on_change(self, order: Order) -> None:
         """Called by the order view for every version it applies."""
         self._written.pop(order.id, None)
+        if order.id in self._in_flight:
+            self._applied_while_sending.add(order.id)
         self.waiters.publish(order)
 
     async def set_stock(self, product: str, stock: int) -> StockLevel:
