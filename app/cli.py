@@ -7,9 +7,15 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from .config import Settings
 from .logs import configure_logging
+
+if TYPE_CHECKING:
+    from .node_server import ApiFactory
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `stategate` console script."""
+def main(argv: list[str] | None, create_api: ApiFactory) -> None:
+    """Run one `stategate` command; `create_api` builds a node's HTTP API (see `stategate/__main__.py`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # SIGTERM raises SystemExit in the synchronous commands; the async ones install their own handlers.
@@ -56,22 +62,22 @@ def main(argv: list[str] | None = None) -> None:
 
         run_kafka(args.port, args.data_dir)
     elif args.command == "node":
-        from .node import run_node
+        from .node_server import run_node
         from .peers import parse_peer_urls
 
         settings = _settings(
-            args, host=args.host, port=args.port, node_id=args.node_id, advertised_url=args.advertised_url
+            parser, args, host=args.host, port=args.port, node_id=args.node_id, advertised_url=args.advertised_url
         )
         try:
             parse_peer_urls(settings.peer_urls)
         except ValueError as exc:
             parser.error(f"STATEGATE_PEER_URLS: {exc}")
         configure_logging(settings.node_id, settings.log_level, settings.kafka_log_level)
-        run_node(settings)
+        run_node(settings, create_api)
     elif args.command == "services":
         from .services import run_services
 
-        settings = _settings(args, node_id="services")
+        settings = _settings(parser, args, node_id="services")
         configure_logging(settings.node_id, settings.log_level, settings.kafka_log_level)
         run_services(settings)
     elif args.command == "dev":
@@ -80,13 +86,17 @@ def main(argv: list[str] | None = None) -> None:
         run_dev(port=args.port, kafka_port=args.kafka_port, data_dir=args.data_dir, nodes_count=args.nodes)
 
 
-def _settings(args: argparse.Namespace, **extra: object) -> Settings:
-    return Settings.from_env(broker=args.broker, data_dir=args.data_dir, log_level=args.log_level, **extra)
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: object) -> Settings:
+    """The settings from the environment and the options; a bad value ends the command with its name."""
+    try:
+        return Settings.from_env(broker=args.broker, data_dir=args.data_dir, log_level=args.log_level, **extra)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"STATEGATE_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        parser.error(problems)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     sys.exit(128 + signum)
-
-
-if __name__ == "__main__":
-    main()

@@ -26,7 +26,7 @@ START_TIMEOUT_SECONDS = 90.0
 
 def stategate(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start `stategate ARGS` as a child process of this Python."""
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=env)
+    return subprocess.Popen([sys.executable, "-m", "stategate", *args], env=env)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_SECONDS) -> None:

@@ -1,13 +1,11 @@
-"""One gateway node: the order view and the HTTP API in one process and one event loop.
+"""One gateway node: the order view, the waiters and the use-cases, wired together.
 
-    uvicorn ─► views (FastAPI) ─► app.orders.OrderService ─► streams (Kafka)
-                                          ▲
+    views (HTTP) ─► app.orders.OrderService ─► streams (Kafka)
+                            ▲
     `orders` topic ─► streams.order_view ──┘ (wakes parked requests)
 
-uvicorn drives the loop; the lifespan starts the command producer, the
-reply consumer and the order view. On SIGTERM the server stops accepting,
-answers every parked request, lets open requests finish, then leaves the
-group.
+`Node.running()` starts the command producer, the reply consumer and the
+order view; `app/node_server.py` runs it under uvicorn with the HTTP API.
 """
 
 from __future__ import annotations
@@ -15,27 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from typing import Any, cast
+from collections.abc import AsyncIterator
 
-import uvicorn
-
-from streams.admin import TopicSpec, ensure_topics
-from streams.commands import CommandProducer
-from streams.order_view import OrderView
-from streams.records import Order
-from streams.replies import replies_topic_spec
-from streams.topics import ORDERS, WAREHOUSE_INVENTORY
+from stategate.streams.admin import TopicSpec, ensure_topics
+from stategate.streams.commands import CommandProducer
+from stategate.streams.order_view import OrderView
+from stategate.streams.records import Order
+from stategate.streams.replies import replies_topic_spec
+from stategate.streams.topics import ORDERS, WAREHOUSE_INVENTORY
 
 from .config import Settings
-from .http_protocol import node_http_protocol
 from .metrics import Metrics
 from .orders import OrderService
 from .peers import Peers
 from .routing import Routing
 from .service_calls import ServiceCalls
-from .shutdown import exit_within
 from .waiters import Waiters
 
 log = logging.getLogger("stategate.node")
@@ -119,108 +111,3 @@ class Node:
             await self.service_calls.replies.stop()
             await self.peers.close()
             await self.producer.stop()
-
-
-class NodeServer(uvicorn.Server):
-    """uvicorn, answering the node's parked requests before it waits for connections to close."""
-
-    def __init__(self, config: uvicorn.Config, node: Node) -> None:
-        super().__init__(config)
-        self.node = node
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        exit_within(self.node.settings.shutdown_seconds)
-        super().handle_exit(sig, frame)
-
-    async def shutdown(self, sockets: Any = None) -> None:
-        self.node.drain()
-        await super().shutdown(sockets)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Stop gracefully on SIGTERM or Ctrl-C, then exit 0 (uvicorn would re-raise the signal)."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-
-def create_server(settings: Settings) -> NodeServer:
-    """The node's HTTP server, with the order view in its lifespan."""
-    from views.api import create_api
-
-    node = Node(settings)
-    api = create_api(node)
-
-    @contextlib.asynccontextmanager
-    async def lifespan_app() -> AsyncIterator[None]:
-        async with node.running():
-            yield
-
-    config = uvicorn.Config(
-        _WithLifespan(api, lifespan_app),
-        interface="asgi3",
-        http=node_http_protocol(settings.retry_after_seconds),
-        host=settings.host,
-        port=settings.port,
-        loop="none",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        proxy_headers=False,  # the client address is never taken from X-Forwarded-For
-        timeout_graceful_shutdown=int(settings.drain_seconds),
-        timeout_keep_alive=30,
-        limit_concurrency=settings.max_waiters + 1000,
-    )
-    return NodeServer(config, node)
-
-
-class _WithLifespan:
-    """Runs `lifespan()` around the ASGI app's life; passes every other scope straight through.
-
-    A plain callable returning the app's coroutine rather than a coroutine
-    of its own, so that a parked request carries no extra frame.
-    """
-
-    def __init__(self, app: Any, lifespan: Any) -> None:
-        self.app = app
-        self.lifespan = lifespan
-
-    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
-        if scope["type"] == "lifespan":
-            return self._run_lifespan(receive, send)
-        return cast(Awaitable[None], self.app(scope, receive, send))
-
-    async def _run_lifespan(self, receive: Any, send: Any) -> None:
-        message = await receive()
-        assert message["type"] == "lifespan.startup"
-        try:
-            async with self.lifespan():
-                await send({"type": "lifespan.startup.complete"})
-                message = await receive()
-        except Exception as exc:
-            log.exception("node failed")
-            await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-            return
-        await send({"type": "lifespan.shutdown.complete"})
-
-
-def run_node(settings: Settings) -> None:
-    """Run one gateway node until SIGTERM or Ctrl-C."""
-    server = create_server(settings)
-    run_loop(server.serve())
-
-
-def run_loop(main: Any) -> None:
-    """Run a coroutine on uvloop when it is installed, else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)

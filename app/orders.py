@@ -14,13 +14,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from streams.commands import CommandProducer
-from streams.order_view import OrderView
-from streams.records import Order, StockLevel, utc_now
+from stategate.streams.commands import CommandProducer
+from stategate.streams.order_view import OrderView
+from stategate.streams.records import ORDER_STATES, Order, StockLevel, utc_now
 
 from .waiters import Condition, Waiters, wait
 
-__all__ = ["Condition", "NewOrder", "OrderService", "differs_from", "order_id_for", "reaches"]
+__all__ = ["ORDER_STATES", "Condition", "NewOrder", "Order", "OrderService", "differs_from", "order_id_for", "reaches"]
 
 log = logging.getLogger("stategate.orders")
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from streams.records import Order, RecordError
+from stategate.streams.records import Order, RecordError
 
 log = logging.getLogger("stategate.peers")
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streams.order_view import OrderView
+from stategate.streams.order_view import OrderView
 
 
 @dataclass(frozen=True)

@@ -22,27 +22,16 @@ from collections.abc import Callable, Iterable
 import httpx
 from aiokafka import ConsumerRecord
 
-from streams.commands import CommandProducer
-from streams.example_services import EXAMPLE_SERVICES
-from streams.replies import ReplyConsumer, partition_for
+from stategate.streams.commands import CommandProducer
+from stategate.streams.example_services import EXAMPLE_SERVICES
+from stategate.streams.replies import ReplyConsumer, partition_for
 
 from .config import Settings
+from .errors import NodeStopping, TooManyCalls, UnknownService
 from .handover import HANDOVER_PATH, SIGNATURE_HEADER, ReplyPart, handover_body, node_tag, passed_on, sign, tag_of
 from .metrics import Metrics
 
 log = logging.getLogger("stategate.services")
-
-
-class UnknownService(Exception):
-    """No service of that name is configured."""
-
-
-class TooManyCalls(Exception):
-    """The cap on parked service requests is reached."""
-
-
-class NodeStopping(Exception):
-    """This node is shutting down and sends no more service requests."""
 
 
 def service_topics(settings: Settings) -> dict[str, str]:

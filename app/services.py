@@ -22,13 +22,13 @@ from pathlib import Path
 import orjson
 from faust.contrib.asgi import faust_app_running
 
-from streams.admin import ensure_topics
-from streams.example_services import EXAMPLES_APP_ID, ExampleServices
-from streams.faust_app import StategateApp, create_faust_app
-from streams.order_services import OrderServices
+from stategate.streams.admin import ensure_topics
+from stategate.streams.example_services import EXAMPLES_APP_ID, ExampleServices
+from stategate.streams.faust_app import StategateApp, create_faust_app
+from stategate.streams.order_services import OrderServices
 
 from .config import Settings
-from .node import run_loop
+from .event_loop import run_loop
 from .shutdown import exit_within
 
 log = logging.getLogger("stategate.services")

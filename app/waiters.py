@@ -21,24 +21,14 @@ import enum
 import math
 from collections.abc import Callable
 
-from streams.records import Order
+from stategate.streams.records import Order
+
+from .errors import OrderMoved, ShuttingDown, TooManyWaiters
 
 Condition = Callable[[Order], bool]
 
 TICK_SECONDS = 0.1
 """Deadlines are kept in buckets this wide: a timeout ends at most this late."""
-
-
-class TooManyWaiters(Exception):
-    """The cap on parked requests is reached."""
-
-
-class ShuttingDown(Exception):
-    """The node is stopping and parks no more requests."""
-
-
-class OrderMoved(Exception):
-    """The order's partition now belongs to another node (a rebalance, or this node stopping)."""
 
 
 class Ending(enum.Enum):

@@ -16,10 +16,10 @@ import signal
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.config import Settings
-from streams.admin import TopicSpec, ensure_topics
-from streams.records import CHECK_TYPES, PASS, utc_now
-from streams.topics import ORDERS
+from stategate.app.config import Settings
+from stategate.streams.admin import TopicSpec, ensure_topics
+from stategate.streams.records import CHECK_TYPES, PASS, utc_now
+from stategate.streams.topics import ORDERS
 
 READY_LINE = "approver ready"
 

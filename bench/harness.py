@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.broker import LocalKafka, free_port
-from app.dev import put_stock, wait_until_ready, wait_until_services_ready
-from app.processes import terminate
+from stategate.app.broker import LocalKafka, free_port
+from stategate.app.dev import put_stock, wait_until_ready, wait_until_services_ready
+from stategate.app.processes import terminate
 
 
 @contextmanager
@@ -122,7 +122,7 @@ def deployment(
 
 def stategate_command(command: str) -> list[str]:
     """The argv that runs `stategate COMMAND` with this Python."""
-    return [sys.executable, "-m", "app.cli", command]
+    return [sys.executable, "-m", "stategate", command]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -32,8 +32,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.broker import LocalKafka
-from streams.topics import INVENTORY_CHECKED
+from stategate.app.broker import LocalKafka
+from stategate.streams.topics import INVENTORY_CHECKED
 from tests.processes import Node, Stategate, system_env, wait_for
 
 from .harness import broker_process, print_table, save_result

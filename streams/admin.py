@@ -18,7 +18,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
 from faust.types.tables import CollectionT
 
-from app.config import Settings
+from .kafka_settings import KafkaSettings
 
 log = logging.getLogger("stategate.streams.admin")
 
@@ -53,7 +53,7 @@ def topics_of(app: faust.App, topics: Iterable[TopicT], partitions: int) -> list
     return [*topic_specs(topics, partitions), *changelog_specs(app.tables.values(), partitions)]
 
 
-async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> None:
+async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> None:
     """Create the topics that do not exist yet; leave existing ones alone."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, client_id=f"stategate-admin-{settings.node_id}")
     await admin.start()

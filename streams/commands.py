@@ -14,7 +14,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from app.config import Settings
+from .kafka_settings import KafkaSettings
 
 log = logging.getLogger("stategate.streams.commands")
 
@@ -30,7 +30,7 @@ class KafkaUnavailable(Exception):
 class CommandProducer:
     """An idempotent acks=all producer with a deadline on every send."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
 

@@ -7,10 +7,10 @@ in the same way, as configured (`STATEGATE_SESSION_TIMEOUT_SECONDS`, ...).
 
 from __future__ import annotations
 
-from app.config import Settings
+from .kafka_settings import KafkaSettings
 
 
-def group_timing(settings: Settings) -> dict[str, int]:
+def group_timing(settings: KafkaSettings) -> dict[str, int]:
     """Session, heartbeat, rebalance and poll intervals for an AIOKafkaConsumer, in milliseconds."""
     return {
         "session_timeout_ms": int(settings.session_timeout_seconds * 1000),

@@ -20,10 +20,9 @@ import faust
 import orjson
 from faust.types import TableT
 
-from app.config import Settings
-
 from .admin import TopicSpec, changelog_specs, topic_specs
 from .faust_app import json_table
+from .kafka_settings import KafkaSettings
 from .service_sdk import Reply, Service, ServiceError, ServiceRequest
 from .topics import raw_topic
 
@@ -46,7 +45,7 @@ Rows = MutableMapping[bytes, bytes]
 class ExampleServices:
     """The example services' topics, tables and agents, registered on a Faust app."""
 
-    def __init__(self, app: faust.App, settings: Settings) -> None:
+    def __init__(self, app: faust.App, settings: KafkaSettings) -> None:
         self.app = app
         self.settings = settings
         self.request_topics = {name: raw_topic(app, topic, settings) for name, topic in EXAMPLE_SERVICES.items()}

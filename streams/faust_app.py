@@ -10,10 +10,9 @@ import faust
 from faust.types import TableT, TopicT, TransportT
 from mode.utils.objects import cached_property
 
-from app.config import Settings
-
 from .faust_recovery import FlowControl, TableManager
 from .faust_transport import Transport
+from .kafka_settings import KafkaSettings
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -61,7 +60,7 @@ class StategateApp(faust.App):
         return FlowControl(loop=self.loop)
 
 
-def create_faust_app(app_id: str, settings: Settings) -> StategateApp:
+def create_faust_app(app_id: str, settings: KafkaSettings) -> StategateApp:
     """A Faust app tuned for request latency, with RocksDB tables under `data_dir`.
 
     The app id (the consumer group, and the prefix of its changelog topics)
@@ -105,7 +104,7 @@ def create_faust_app(app_id: str, settings: Settings) -> StategateApp:
 
 
 def json_table(
-    app: faust.App, name: str, settings: Settings, changelog_topic: TopicT | None = None
+    app: faust.App, name: str, settings: KafkaSettings, changelog_topic: TopicT | None = None
 ) -> TableT[bytes, bytes]:
     """A RocksDB table of raw UTF-8 keys and JSON values, readable by any consumer of its changelog.
 
@@ -122,7 +121,7 @@ def json_table(
     )
 
 
-def table_options(settings: Settings) -> dict[str, Any]:
+def table_options(settings: KafkaSettings) -> dict[str, Any]:
     """RocksDB options for one table: rocksdict, with caches sized for a laptop."""
     return {
         "driver": "rocksdict",

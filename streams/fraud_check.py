@@ -16,10 +16,9 @@ import faust
 import orjson
 from faust.types import StreamT
 
-from app.config import Settings
-
 from . import rules
 from .faust_app import StategateApp, json_table
+from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
 from .records import PASS, Order, RecordError, parse_time, read_object
 from .table_output import TableOutput
@@ -79,7 +78,7 @@ def order_time(order: Order, record_timestamp: float | None) -> float:
 class FraudCheck:
     """The `check-fraud` agent and its `fraud` table, registered on a Faust app."""
 
-    def __init__(self, app: StategateApp, source: faust.types.TopicT, settings: Settings) -> None:
+    def __init__(self, app: StategateApp, source: faust.types.TopicT, settings: KafkaSettings) -> None:
         self.table = json_table(app, "fraud", settings, raw_topic(app, FRAUD_CHECKED, settings, internal=True))
         self.output = TableOutput(app, self.table)
         app.agent(source, name="check-fraud")(self._check)

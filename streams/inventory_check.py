@@ -18,10 +18,9 @@ import faust
 import orjson
 from faust.types import StreamT
 
-from app.config import Settings
-
 from . import rules
 from .faust_app import StategateApp, json_table
+from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
 from .records import Order, RecordError, StockLevel, read_object, utc_now
 from .table_output import TableOutput
@@ -93,7 +92,7 @@ class InventoryCheck:
         app: StategateApp,
         orders_by_product: faust.types.TopicT,
         warehouse_inventory: faust.types.TopicT,
-        settings: Settings,
+        settings: KafkaSettings,
     ) -> None:
         changelog = raw_topic(app, INVENTORY_CHECKED, settings, internal=True)
         self.table = json_table(app, "inventory", settings, changelog)

@@ -19,13 +19,12 @@ order_steps.py. Six records per order, none of them a separate changelog.
 
 from __future__ import annotations
 
-from app.config import Settings
-
 from .admin import TopicSpec, topics_of
 from .details_check import DetailsCheck
 from .faust_app import StategateApp, create_faust_app
 from .fraud_check import FraudCheck
 from .inventory_check import InventoryCheck
+from .kafka_settings import KafkaSettings
 from .records import Order
 from .relay import Forward, Relay
 from .topics import (
@@ -44,7 +43,7 @@ SERVICES_APP_ID = "stategate-services"
 class OrderServices:
     """The services' Faust app with the order flow's topics, tables and agents, and the relay."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         app: StategateApp = create_faust_app(SERVICES_APP_ID, settings)
         self.app = app

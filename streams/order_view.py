@@ -28,9 +28,8 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
-from app.config import Settings
-
 from .consumer_options import group_timing
+from .kafka_settings import KafkaSettings
 from .order_store import OrderStore
 from .records import Order
 from .replies import partition_for
@@ -48,7 +47,7 @@ OnAssigned = Callable[[frozenset[int]], None]
 class OrderView:
     """This node's orders, read from `orders`, and the group's map of who owns which partition."""
 
-    def __init__(self, settings: Settings, on_change: OnChange, on_assigned: OnAssigned) -> None:
+    def __init__(self, settings: KafkaSettings, on_change: OnChange, on_assigned: OnAssigned) -> None:
         self.settings = settings
         self.topic = settings.topic(ORDERS)
         self.url = settings.url.rstrip("/")

@@ -27,9 +27,8 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import ProducerT
 
-from app.config import Settings
-
 from .consumer_options import group_timing
+from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep, Source
 from .records import Order, RecordError, read_object
 
@@ -64,7 +63,7 @@ class Forward:
 class Relay:
     """Forwards changelog records at least once; `ready` once it has its partitions."""
 
-    def __init__(self, settings: Settings, forwards: dict[str, Forward], producer: ProducerT) -> None:
+    def __init__(self, settings: KafkaSettings, forwards: dict[str, Forward], producer: ProducerT) -> None:
         self.settings = settings
         self.forwards = forwards
         self.producer = producer

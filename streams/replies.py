@@ -19,10 +19,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from app.config import Settings
-
 from .admin import TopicSpec
 from .consumer_options import group_timing
+from .kafka_settings import KafkaSettings
 
 REPLIES = "gateway-replies"
 REPLIES_GROUP = "stategate-gateway-replies"
@@ -33,7 +32,7 @@ log = logging.getLogger("stategate.streams.replies")
 OnReply = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
-def replies_topic_spec(settings: Settings) -> TopicSpec:
+def replies_topic_spec(settings: KafkaSettings) -> TopicSpec:
     """The reply topic, created by the first node that starts."""
     return TopicSpec(settings.topic(REPLIES), settings.partitions, {"retention.ms": str(REPLY_RETENTION_MS)})
 
@@ -47,7 +46,7 @@ def partition_for(key: bytes, partitions: int) -> int:
 class ReplyConsumer:
     """Reads this node's share of the reply topic and hands each record to `on_reply`."""
 
-    def __init__(self, settings: Settings, on_reply: OnReply) -> None:
+    def __init__(self, settings: KafkaSettings, on_reply: OnReply) -> None:
         self.settings = settings
         self.topic = settings.topic(REPLIES)
         self.on_reply = on_reply

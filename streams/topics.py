@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import TopicT
 
-from app.config import Settings
+from .kafka_settings import KafkaSettings
 
 ORDERS = "orders"
 WAREHOUSE_INVENTORY = "warehouse-inventory"
@@ -35,7 +35,7 @@ class OrderTopics:
     warehouse_inventory: TopicT
 
 
-def raw_topic(app: faust.App, name: str, settings: Settings, internal: bool = False) -> TopicT:
+def raw_topic(app: faust.App, name: str, settings: KafkaSettings, internal: bool = False) -> TopicT:
     """A topic of UTF-8 keys and JSON values, with the project's partition count."""
     return app.topic(
         settings.topic(name),
@@ -47,7 +47,7 @@ def raw_topic(app: faust.App, name: str, settings: Settings, internal: bool = Fa
     )
 
 
-def order_topics(app: faust.App, settings: Settings) -> OrderTopics:
+def order_topics(app: faust.App, settings: KafkaSettings) -> OrderTopics:
     """Declare the order flow's shared topics on `app`."""
     return OrderTopics(
         orders=raw_topic(app, ORDERS, settings),

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.broker import LocalKafka
+from stategate.app.broker import LocalKafka
 
 from .processes import Node, Stategate, system_env
 

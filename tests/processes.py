@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from app.broker import free_port
-from app.processes import terminate
-from app.services import READY_FILE
+from stategate.app.broker import free_port
+from stategate.app.processes import terminate
+from stategate.app.services import READY_FILE
 
 START_TIMEOUT = 60.0
 
@@ -45,7 +45,7 @@ class Stategate:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", self.command, "--data-dir", str(self.data_dir), *self.args],
+                [sys.executable, "-m", "stategate", self.command, "--data-dir", str(self.data_dir), *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

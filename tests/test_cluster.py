@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.broker import free_port
+from stategate.app.broker import free_port
 
 from .conftest import new_namespace
 from .processes import Node, Stategate, system_env, wait_for

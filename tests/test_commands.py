@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from app.broker import free_port
-from app.processes import terminate
+from stategate.app.broker import free_port
+from stategate.app.processes import terminate
 
 from .processes import wait_for
 
@@ -22,7 +22,7 @@ def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEGATE_")}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "stategate", *args], stdout=out, stderr=subprocess.STDOUT, env=env
         )
     return process, log
 

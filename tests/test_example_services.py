@@ -18,10 +18,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from app.config import Settings
-from streams.admin import TopicSpec, ensure_topics
-from streams.example_services import EXAMPLE_SERVICES, basket, customers, echo, stream_length
-from streams.service_sdk import Reply, Service, ServiceError, ServiceRequest, UnanswerableRequest
+from stategate.app.config import Settings
+from stategate.sdk import Reply, Service, ServiceError, ServiceRequest, UnanswerableRequest
+from stategate.streams.admin import TopicSpec, ensure_topics
+from stategate.streams.example_services import EXAMPLE_SERVICES, basket, customers, echo, stream_length
 
 from .conftest import new_namespace
 from .processes import Stategate, system_env, wait_for

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import LocalKafka
 from bench.torture import ServicesTorture, Torture, run_rounds
+from stategate.app.broker import LocalKafka
 
 
 @pytest.mark.parametrize(("nodes", "standby"), [(2, 0), (3, 1)])

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.broker import LocalKafka
-from streams.order_view import VIEW_GROUP
+from stategate.app.broker import LocalKafka
+from stategate.streams.order_view import VIEW_GROUP
 
 from .conftest import System
 from .processes import wait_for

@@ -23,12 +23,12 @@ from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from app.config import Settings
-from streams.admin import TopicSpec, ensure_topics
-from streams.faust_app import StategateApp, create_faust_app
-from streams.faust_recovery import FlowControl
-from streams.faust_transport import FlushingProducer, InLoopConsumer
-from streams.topics import raw_topic
+from stategate.app.config import Settings
+from stategate.streams.admin import TopicSpec, ensure_topics
+from stategate.streams.faust_app import StategateApp, create_faust_app
+from stategate.streams.faust_recovery import FlowControl
+from stategate.streams.faust_transport import FlushingProducer, InLoopConsumer
+from stategate.streams.topics import raw_topic
 
 
 def unstarted_app(tmp_path: Path) -> StategateApp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.handover import ReplyPart, handover_body, node_tag, read_handover, sign, tag_of, verify
+from stategate.app.handover import ReplyPart, handover_body, node_tag, read_handover, sign, tag_of, verify
 
 
 def test_a_reply_part_survives_the_hand_over_body() -> None:

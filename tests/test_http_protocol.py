@@ -18,8 +18,8 @@ import httpx
 import pytest
 import uvicorn
 
-from app.broker import free_port
-from app.http_protocol import LeanHttpToolsProtocol, node_http_protocol
+from stategate.app.broker import free_port
+from stategate.app.http_protocol import LeanHttpToolsProtocol, node_http_protocol
 
 BIG = 8 * 1024 * 1024
 

@@ -9,8 +9,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams.order_steps import OrderStep, Source
-from streams.records import Order
+from stategate.streams.order_steps import OrderStep, Source
+from stategate.streams.records import Order
 
 from .conftest import System
 from .processes import wait_for

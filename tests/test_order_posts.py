@@ -15,8 +15,8 @@ import pytest
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from views import order_posts
-from views.order_posts import OrderPosts
+from stategate.views import order_posts
+from stategate.views.order_posts import OrderPosts
 
 GOOD = {"customer_id": "c", "product": "P", "quantity": 1, "price": 2.5}
 

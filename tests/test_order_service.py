@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from app.orders import NewOrder, OrderService, reaches
-from app.waiters import Waiters
-from streams.records import Order
+from stategate.app.orders import NewOrder, OrderService, reaches
+from stategate.app.waiters import Waiters
+from stategate.streams.records import Order
 
 
 class ViewStandIn:

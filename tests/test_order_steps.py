@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.fraud_check import CustomerState
-from streams.fraud_check import check as check_fraud
-from streams.inventory_check import ProductState, decide, restock
-from streams.order_steps import OrderStep, Source, is_duplicate, mark_seen
-from streams.records import Order, RecordError
+from stategate.streams.fraud_check import CustomerState
+from stategate.streams.fraud_check import check as check_fraud
+from stategate.streams.inventory_check import ProductState, decide, restock
+from stategate.streams.order_steps import OrderStep, Source, is_duplicate, mark_seen
+from stategate.streams.records import Order, RecordError
 
 NOW = "2026-01-01T00:00:00.000Z"
 

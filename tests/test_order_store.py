@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 from aiokafka import ConsumerRecord
 
-from streams.order_store import OrderStore
+from stategate.streams.order_store import OrderStore
 
 
 def record(offset: int, order_id: str, version: int, state: str = "CREATED", key: str | None = None) -> ConsumerRecord:

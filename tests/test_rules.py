@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams import rules
-from streams.records import Order, RecordError, parse_time
+from stategate.streams import rules
+from stategate.streams.records import Order, RecordError, parse_time
 
 
 def order(**changes: object) -> Order:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.types import Scope
 
-from views.service_requests import _read_call
+from stategate.views.service_requests import _read_call
 
 
 def scope(path: str, query: str = "", method: str = "POST", headers: list[tuple[bytes, bytes]] | None = None) -> Scope:

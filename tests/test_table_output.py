@@ -11,7 +11,7 @@ import pytest
 from faust.streams import _current_event
 from faust.types import TP
 
-from streams.table_output import TableOutput
+from stategate.streams.table_output import TableOutput
 
 
 class StoreStandIn(dict[bytes, bytes]):

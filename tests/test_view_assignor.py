@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from streams.view_assignor import Claim, ClusterMap, Share, plan
+from stategate.streams.view_assignor import Claim, ClusterMap, Share, plan
 
 
 def claims(*urls: str, **held: tuple[set[int], set[int]]) -> dict[str, Claim]:

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from app.orders import Condition, differs_from, reaches
-from app.waiters import Ending, OrderMoved, Outcome, ShuttingDown, TooManyWaiters, Waiter, Waiters, wait
-from streams.records import Order
+from stategate.app.errors import OrderMoved, ShuttingDown, TooManyWaiters
+from stategate.app.orders import Condition, differs_from, reaches
+from stategate.app.waiters import Ending, Outcome, Waiter, Waiters, wait
+from stategate.streams.records import Order
 
 
 def order(state: str = "CREATED", version: int = 1, order_id: str = "o1") -> Order:

@@ -22,7 +22,7 @@ from .problems import install_problem_handlers
 from .service_requests import ServiceRequests
 
 if TYPE_CHECKING:
-    from app.node import Node
+    from stategate.app.node import Node
 
 
 def create_api(node: Node) -> Any:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.node import Node
+from stategate.app.node import Node
 
 
 async def get_node(request: Request) -> Node:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.handover import HANDOVER_PATH, SIGNATURE_HEADER, read_handover, verify
+from stategate.app.handover import HANDOVER_PATH, SIGNATURE_HEADER, read_handover, verify
 
 from .dependencies import NodeDep
 from .problems import Problem

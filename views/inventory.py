@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-from streams.commands import KafkaUnavailable
+from stategate.app.errors import KafkaUnavailable
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep

@@ -21,14 +21,14 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.node import Node
-from app.orders import Condition, differs_from, reaches
-from app.waiters import Ending, Outcome, ShuttingDown, TooManyWaiters, Waiter
-from streams.records import Order
+from stategate.app.errors import ShuttingDown, TooManyWaiters
+from stategate.app.node import Node
+from stategate.app.orders import Condition, Order, differs_from, reaches
+from stategate.app.waiters import Ending, Outcome, Waiter
 
 from .problems import PROBLEM_JSON, Problem, problem_body, unavailable
-from .proxy import FORWARDED_BY
-from .routing import new_home, path_and_query
+from .proxy import FORWARDED_BY, path_and_query
+from .routing import new_home
 from .wait_params import MAX_WAIT_SECONDS, entity_tags, prefer_wait, read_wait_query
 
 log = logging.getLogger("stategate.views")

@@ -11,7 +11,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.metrics import Metrics
+from stategate.app.metrics import Metrics
 
 
 class GatewayMiddleware:

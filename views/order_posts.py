@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.node import Node
+from stategate.app.node import Node
 
 from .middleware import replay
 from .orders import OrderIn, place_and_answer

@@ -13,11 +13,9 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import RedirectResponse, Response
 
-from app.node import Node
-from app.orders import Condition, NewOrder, differs_from, order_id_for, reaches
-from app.waiters import OrderMoved, ShuttingDown, TooManyWaiters
-from streams.commands import KafkaUnavailable
-from streams.records import Order
+from stategate.app.errors import KafkaUnavailable, OrderMoved, ShuttingDown, TooManyWaiters
+from stategate.app.node import Node
+from stategate.app.orders import Condition, NewOrder, Order, differs_from, order_id_for, reaches
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep

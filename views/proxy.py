@@ -13,11 +13,11 @@ from __future__ import annotations
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
-from app.node import Node
+from stategate.app.node import Node
 
 from .problems import unavailable
-from .routing import path_and_query
 
 FORWARDED_BY = "x-stategate-forwarded-by"
 HOP_BY_HOP = frozenset(
@@ -25,6 +25,13 @@ HOP_BY_HOP = frozenset(
      "content-length", "x-stategate-node"}
 )  # fmt: skip
 MARGIN_SECONDS = 5.0
+
+
+def path_and_query(scope: Scope) -> str:
+    """A request's path and query string, from its ASGI scope."""
+    path: str = scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    return path + (f"?{query}" if query else "")
 
 
 def proxying(node: Node) -> bool:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.types import Scope
 
-from app.node import Node
+from stategate.app.node import Node
 
 from .problems import unavailable
+from .proxy import forward, path_and_query, proxying
 
 
 async def to_owner(request: Request, node: Node, order_id: str, budget: float) -> Response | None:
@@ -43,15 +43,6 @@ async def after_move(request: Request, node: Node, order_id: str, budget: float)
 
 
 async def _send(request: Request, node: Node, target: str, budget: float) -> Response:
-    if node.settings.routing == "proxy":
-        from .proxy import forward
-
+    if proxying(node):
         return await forward(request, node, target, budget)
     return RedirectResponse(target + path_and_query(request.scope), status_code=307)
-
-
-def path_and_query(scope: Scope) -> str:
-    """A request's path and query string, from its ASGI scope."""
-    path: str = scope["path"]
-    query = scope.get("query_string", b"").decode("latin-1")
-    return path + (f"?{query}" if query else "")

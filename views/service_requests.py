@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.node import Node
+from stategate.app.node import Node
 
 from .problems import Problem, problem_response
 from .services import METHODS, call_and_answer

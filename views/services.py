@@ -16,10 +16,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from app.handover import ReplyPart
-from app.node import Node
-from app.service_calls import NodeStopping, PendingCall, TooManyCalls, UnknownService
-from streams.commands import KafkaUnavailable
+from stategate.app.errors import KafkaUnavailable, NodeStopping, TooManyCalls, UnknownService
+from stategate.app.handover import ReplyPart
+from stategate.app.node import Node
+from stategate.app.service_calls import PendingCall
 
 from .dependencies import NodeDep
 from .disconnect import client_disconnect

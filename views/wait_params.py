@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from streams.records import ORDER_STATES
+from stategate.app.orders import ORDER_STATES
 
 from .problems import invalid
 

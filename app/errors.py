@@ -1,0 +1,48 @@
+"""The failures a use-case reports, each of which a view answers with one status code.
+
+KafkaUnavailable  503 + Retry-After   the broker did not acknowledge in time
+TooManyWaiters    503 + Retry-After   the cap on parked requests is reached
+TooManyCalls      503 + Retry-After   the cap on parked service requests is reached
+ShuttingDown      503 + Retry-After   the node parks nothing more
+NodeStopping      503 + Retry-After   the node sends no more service requests
+OrderMoved        307 (or 503)        the order's partition moved to another node
+UnknownService    404                 no service of that name is configured
+"""
+
+from __future__ import annotations
+
+from stategate.streams.commands import KafkaUnavailable
+
+__all__ = [
+    "KafkaUnavailable",
+    "NodeStopping",
+    "OrderMoved",
+    "ShuttingDown",
+    "TooManyCalls",
+    "TooManyWaiters",
+    "UnknownService",
+]
+
+
+class TooManyWaiters(Exception):
+    """The cap on parked requests is reached."""
+
+
+class ShuttingDown(Exception):
+    """The node is stopping and parks no more requests."""
+
+
+class OrderMoved(Exception):
+    """The order's partition now belongs to another node (a rebalance, or this node stopping)."""
+
+
+class UnknownService(Exception):
+    """No service of that name is configured."""
+
+
+class TooManyCalls(Exception):
+    """The cap on parked service requests is reached."""
+
+
+class NodeStopping(Exception):
+    """This node is shutting down and sends no more service requests."""

@@ -1,0 +1,69 @@
+"""What the Kafka side of a stategate process is told: broker, topics, group timing, client tuning.
+
+The streams read only these fields; `stategate.app.config.Settings` adds the
+HTTP side. Every field `some_field` reads `STATEGATE_SOME_FIELD`; the broker
+address also reads `KAFKA_BOOTSTRAP_SERVERS`.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """A process as a Kafka client and group member.
+
+    The defaults suit one laptop: loopback addresses, small RocksDB caches and
+    replication factor 1. Production clusters set `replication_factor` to 3.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STATEGATE_", frozen=True, populate_by_name=True, extra="forbid")
+
+    broker: str = Field(
+        "localhost:9092", validation_alias=AliasChoices("broker", "STATEGATE_BROKER", "KAFKA_BOOTSTRAP_SERVERS")
+    )
+    namespace: str = ""
+    partitions: int = Field(4, ge=1, le=1000)
+    replication_factor: int = Field(1, ge=1)
+
+    # This process as a member of its groups: its id, and the URL the other
+    # members learn from the group's metadata (where requests are redirected).
+    node_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=100)
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    advertised_url: str = ""
+    data_dir: Path = Path("./data")
+
+    # Failover: a standby copy of each table partition on another node, and a
+    # short session so that a dead node is noticed quickly. Shorter sessions
+    # notice crashes sooner but evict a node that stalls (a long GC pause, a
+    # blocked loop) for that long.
+    standby_replicas: int = Field(1, ge=0)
+    session_timeout_seconds: float = Field(6.0, gt=0)
+    heartbeat_interval_seconds: float = Field(1.0, gt=0)
+    rebalance_timeout_seconds: float = Field(20.0, gt=0)
+
+    # Kafka client tuning: these shape the latency of every hop.
+    producer_linger_ms: int = Field(0, ge=0)
+    # How long a fetch waits on the broker when no record is there yet; the
+    # broker answers at once when one arrives, so this only paces idle fetches.
+    fetch_max_wait_ms: int = Field(100, ge=0)
+    commit_interval_seconds: float = Field(1.0, gt=0)
+    produce_timeout_seconds: float = Field(5.0, gt=0)
+    # How long to wait before trying the broker again, and what `Retry-After` says.
+    retry_after_seconds: int = Field(1, ge=1)
+    rocksdb_block_cache_bytes: int = Field(8 * 1024 * 1024, ge=0)
+    rocksdb_write_buffer_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+
+    @property
+    def url(self) -> str:
+        """The URL other nodes and clients use to reach this process."""
+        return self.advertised_url or f"http://{self.host}:{self.port}"
+
+    def topic(self, name: str) -> str:
+        """A topic's name in this deployment's namespace (`orders` or `NS.orders`)."""
+        return f"{self.namespace}.{name}" if self.namespace else name
