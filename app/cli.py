@@ -15,7 +15,7 @@ from .config import Settings
 from .logs import configure_logging
 
 if TYPE_CHECKING:
-    from .node_server import ApiFactory
+    from .node_process import ApiFactory
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None, create_api: ApiFactory) -> None:
 
         run_kafka(args.port, args.data_dir)
     elif args.command == "node":
-        from .node_server import run_node
+        from .node_process import run_node
         from .peers import parse_peer_urls
 
         settings = _settings(
@@ -75,7 +75,7 @@ def main(argv: list[str] | None, create_api: ApiFactory) -> None:
         configure_logging(settings.node_id, settings.log_level, settings.kafka_log_level)
         run_node(settings, create_api)
     elif args.command == "services":
-        from .services import run_services
+        from .services_process import run_services
 
         settings = _settings(parser, args, node_id="services")
         configure_logging(settings.node_id, settings.log_level, settings.kafka_log_level)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .broker import LocalKafka
 from .processes import terminate
-from .services import READY_FILE
+from .services_process import READY_FILE
 
 DEMO_STOCK = {"JUMPERS": 1000, "UNDERPANTS": 1000, "STOCKINGS": 1000}
 START_TIMEOUT_SECONDS = 90.0

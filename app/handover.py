@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from .http_answers import HOP_BY_HOP, NODE_HEADER
+
 SIGNATURE_HEADER = "x-stategate-signature"
 HANDOVER_PATH = "/internal/replies"
 
@@ -51,10 +53,7 @@ def tag_of(correlation_id: str) -> str:
     return tag if dash and len(tag) == 8 else ""
 
 
-NOT_PASSED_ON = frozenset(
-    {"content-type", "content-length", "batch", "connection", "keep-alive", "transfer-encoding", "upgrade", "te",
-     "trailer", "proxy-connection", "x-stategate-node", "x-correlation-id"}
-)  # fmt: skip
+NOT_PASSED_ON = HOP_BY_HOP | {"content-type", "batch", NODE_HEADER, "x-correlation-id"}
 
 
 def passed_on(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-OVERLOADED = orjson.dumps(
-    {"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "Too many open requests."}
-)
+from .http_answers import PROBLEM_JSON, problem_document
+
+OVERLOADED = problem_document(503, detail="Too many open requests.")
 
 
 class LeanEvent(asyncio.Event):
@@ -73,7 +72,7 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
 
     async def _overloaded(self, scope: Any, receive: Any, send: Any) -> None:
         headers = [
-            (b"content-type", b"application/problem+json"),
+            (b"content-type", PROBLEM_JSON.encode()),
             (b"content-length", str(len(OVERLOADED)).encode()),
             (b"retry-after", str(self.retry_after_seconds).encode()),
             (b"connection", b"close"),

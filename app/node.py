@@ -5,7 +5,7 @@
     `orders` topic ─► streams.order_view ──┘ (wakes parked requests)
 
 `Node.running()` starts the command producer, the reply consumer and the
-order view; `app/node_server.py` runs it under uvicorn with the HTTP API.
+order view; `app/node_process.py` runs it under uvicorn with the HTTP API.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from stategate.streams.topics import ORDERS, WAREHOUSE_INVENTORY
 from .config import Settings
 from .metrics import Metrics
 from .orders import OrderService
+from .ownership import Ownership
 from .peers import Peers
-from .routing import Routing
 from .service_calls import ServiceCalls
 from .waiters import Waiters
 
@@ -44,20 +44,20 @@ class Node:
         self.view = OrderView(settings, on_change=self._on_change, on_assigned=self._on_partitions_assigned)
         self.producer = CommandProducer(settings)
         self.peers = Peers(settings.url, settings.node_id, peer_urls=settings.peer_urls)
-        self.routing = Routing(self.view, settings.url, is_down=self.peers.is_down)
+        self.ownership = Ownership(self.view, settings.url, is_down=self.peers.is_down)
         self.orders = OrderService(
             self.producer,
             self.view,
             self.waiters,
             orders_topic=settings.topic(ORDERS),
             inventory_topic=settings.topic(WAREHOUSE_INVENTORY),
-            new_id=self.routing.new_order_id,
+            new_id=self.ownership.new_order_id,
         )
         self.service_calls = ServiceCalls(
             settings,
             self.producer,
             self.metrics,
-            members=lambda: self.routing.members(),
+            members=lambda: self.ownership.members(),
             client=lambda: self.peers.client,
         )
         self.metrics.service_parked.set_function(lambda: len(self.service_calls))
@@ -68,7 +68,7 @@ class Node:
 
     def _on_partitions_assigned(self, mine: frozenset[int]) -> None:
         """Send the requests parked on orders this node no longer owns to their new owner."""
-        moved = self.waiters.move(lambda order_id: self.routing.partition_of(order_id) not in mine)
+        moved = self.waiters.move(lambda order_id: self.ownership.partition_of(order_id) not in mine)
         if moved:
             log.info("redirected parked requests after a rebalance", extra={"moved": moved})
 
@@ -85,7 +85,7 @@ class Node:
         """
         self.draining = True
         parked = len(self.waiters)
-        self.waiters.close(moved=self.routing.another_member() is not None)
+        self.waiters.close(moved=self.ownership.another_member() is not None)
         # Service replies that come while open requests finish are still answered.
         self.service_calls.close(grace=max(self.settings.drain_seconds - 1.0, 0.0))
         log.info("answered parked requests", extra={"parked": parked})
@@ -101,7 +101,7 @@ class Node:
         try:
             await self.view.start()
             log.info("node started", extra={"url": settings.url})
-            probing = asyncio.get_running_loop().create_task(self.peers.probe(self.routing.members))
+            probing = asyncio.get_running_loop().create_task(self.peers.probe(self.ownership.members))
             try:
                 yield
             finally:

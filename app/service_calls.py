@@ -1,6 +1,6 @@
 """Request/response to any service behind a Kafka request topic, matched by correlation id.
 
-    views/services.py ─► ServiceCalls.send ─► CommandProducer ─► the service's request topic
+    views/service_calls.py ─► ServiceCalls.send ─► CommandProducer ─► the service's request topic
     reply topic ─► streams/replies.ReplyConsumer ─► ServiceCalls.on_reply ─► the parked request
                                                         └─► another node's reply: hand it over
 
@@ -29,6 +29,7 @@ from stategate.streams.replies import ReplyConsumer, partition_for
 from .config import Settings
 from .errors import NodeStopping, TooManyCalls, UnknownService
 from .handover import HANDOVER_PATH, SIGNATURE_HEADER, ReplyPart, handover_body, node_tag, passed_on, sign, tag_of
+from .http_answers import PROBLEM_JSON
 from .metrics import Metrics
 
 log = logging.getLogger("stategate.services")
@@ -137,7 +138,7 @@ class ServiceCalls:
         for call in list(self._pending.values()):
             self.finish(call)
             call.stopped = True
-            call.parts.put_nowait(ReplyPart(503, "application/problem+json", b""))
+            call.parts.put_nowait(ReplyPart(503, PROBLEM_JSON, b""))
 
     def finish(self, call: PendingCall) -> None:
         """Forget a call (answered, timed out or its client left): later replies are dropped."""

@@ -14,7 +14,7 @@ import httpx
 
 from stategate.app.broker import free_port
 from stategate.app.processes import terminate
-from stategate.app.services import READY_FILE
+from stategate.app.services_process import READY_FILE
 
 START_TIMEOUT = 60.0
 

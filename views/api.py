@@ -4,7 +4,7 @@ uvicorn ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
         ─► OrderPosts (places plainly valid orders, views/order_posts.py)
         ─► ServiceRequests (plainly valid service calls, views/service_requests.py)
-        ─► FastAPI (every route: views/orders.py, services.py, inventory, cluster, ...)
+        ─► FastAPI (every route: views/orders.py, service_calls.py, inventory, cluster, ...)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from . import cluster, handover, inventory, operations, orders, services
+from . import cluster, handover, inventory, operations, orders, service_calls
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .order_posts import OrderPosts
@@ -36,12 +36,14 @@ def create_api(node: Node) -> Any:
     install_problem_handlers(api)
     api.include_router(orders.router)
     api.include_router(inventory.router)
-    api.include_router(services.router)
+    api.include_router(service_calls.router)
     api.include_router(handover.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
     post_route = next(r for r in orders.router.routes if isinstance(r, APIRoute) and "POST" in (r.methods or ()))
-    call_route = next(r for r in services.router.routes if isinstance(r, APIRoute) and r.path.endswith("{path:path}"))
+    call_route = next(
+        r for r in service_calls.router.routes if isinstance(r, APIRoute) and r.path.endswith("{path:path}")
+    )
     calls = ServiceRequests(api, node, call_route)
     posts = OrderPosts(calls, node, post_route)
     gateway = GatewayMiddleware(posts, node.settings.node_id, node.settings.max_body_bytes, node.metrics)

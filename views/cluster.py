@@ -20,7 +20,7 @@ async def cluster(node: NodeDep) -> JSONResponse:
     `view` is this node's own order view: its active and standby partitions of
     `orders` and the offset of the last record it applied from each.
     """
-    members = node.routing.members()
+    members = node.ownership.members()
     nodes = [
         {
             "id": await node.peers.node_id(url),

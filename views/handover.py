@@ -18,12 +18,12 @@ async def receive_handover(request: Request, node: NodeDep) -> Response:
     """204 when the waiting request got the reply; 404 when none waits (late); 403 unless signed."""
     body = await request.body()
     if not verify(node.settings.cluster_secret, body, request.headers.get(SIGNATURE_HEADER)):
-        raise Problem(403, "Forbidden", "Not signed with this cluster's secret.")
+        raise Problem(403, "Not signed with this cluster's secret.")
     try:
         correlation_id, part = read_handover(body)
     except ValueError:
-        raise Problem(422, "Unprocessable Content", "Not a reply hand-over.") from None
+        raise Problem(422, "Not a reply hand-over.") from None
     if not node.service_calls.deliver(correlation_id, part):
-        raise Problem(404, "Not Found", "No request waits for this reply here.")
+        raise Problem(404, "No request waits for this reply here.")
     node.metrics.reply_handovers.labels("received").inc()
     return Response(status_code=204)

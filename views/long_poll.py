@@ -22,13 +22,14 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stategate.app.errors import ShuttingDown, TooManyWaiters
+from stategate.app.http_answers import NODE_HEADER, retry_after
 from stategate.app.node import Node
 from stategate.app.orders import Condition, Order, differs_from, reaches
 from stategate.app.waiters import Ending, Outcome, Waiter
 
-from .problems import PROBLEM_JSON, Problem, problem_body, unavailable
+from .problems import Problem, no_such_order, raw_headers, raw_problem, unavailable
 from .proxy import FORWARDED_BY, path_and_query
-from .routing import new_home
+from .redirects import new_home
 from .wait_params import MAX_WAIT_SECONDS, entity_tags, prefer_wait, read_wait_query
 
 log = logging.getLogger("stategate.views")
@@ -85,7 +86,7 @@ class LongPolls:
     def __init__(self, app: ASGIApp, node: Node) -> None:
         self.app = app
         self.node = node
-        self.node_header = (b"x-stategate-node", node.settings.node_id.encode())
+        self.node_header = (NODE_HEADER.encode(), node.settings.node_id.encode())
         self._answering: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,7 +110,7 @@ class LongPolls:
         """This node owns the order, its current version does not answer the poll yet, and it may wait."""
         if self.node.settings.routing == "proxy" and not _was_forwarded(scope):
             return False  # views/orders.py forwards the request if the order moves meanwhile
-        if poll.timeout <= 0 or not self.node.routing.owner(poll.order_id).is_self:
+        if poll.timeout <= 0 or not self.node.ownership.owner(poll.order_id).is_self:
             return False
         current = self.node.orders.lookup(poll.order_id)
         return current is None or not poll.condition(current)
@@ -145,7 +146,7 @@ class ParkedPoll(Waiter):
             status, headers, body = self._reply(outcome)
         except Exception:
             log.exception("cannot answer a parked request", extra={"order_id": self.order_id})
-            status, headers, body = _problem(Problem(500, "Internal Server Error"))
+            status, headers, body = raw_problem(Problem(500))
         headers.append(self.polls.node_header)
         if status != 304:
             headers.append((b"content-length", str(len(body)).encode()))
@@ -160,26 +161,20 @@ class ParkedPoll(Waiter):
         if outcome is Ending.MOVED:
             target = None if _was_forwarded(self.scope) else new_home(node, self.order_id)
             if target is None:
-                return _problem(unavailable("The order's partition is moving between nodes.", _retry_after(node)))
+                return raw_problem(unavailable("The order's partition is moving between nodes.", _retry_after(node)))
             return 307, [(b"location", (target + path_and_query(self.scope)).encode("latin-1"))], b""
         if isinstance(outcome, Order):
             return 200, [*_order_headers(outcome), *applied], outcome.to_json()
         current = node.orders.lookup(self.order_id)  # timed out, or the node is stopping
         if current is None:
-            return _problem(Problem(404, "Not Found", f"No order {self.order_id!r}."))
+            return raw_problem(no_such_order(self.order_id))
         if applied:
             return 304, [(b"etag", current.etag.encode()), *applied], b""
-        return 202, [*_order_headers(current), (b"retry-after", str(_retry_after(node)).encode())], current.to_json()
+        return 202, [*_order_headers(current), *raw_headers(retry_after(_retry_after(node)))], current.to_json()
 
 
 def _order_headers(order: Order) -> Headers:
     return [(b"content-type", b"application/json"), (b"etag", order.etag.encode())]
-
-
-def _problem(problem: Problem) -> tuple[int, Headers, bytes]:
-    headers = [(b"content-type", PROBLEM_JSON.encode())]
-    headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in problem.headers.items()]
-    return problem.status, headers, problem_body(problem)
 
 
 def _retry_after(node: Node) -> int:

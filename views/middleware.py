@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stategate.app.http_answers import NODE_HEADER
 from stategate.app.metrics import Metrics
+
+from .problems import Problem, raw_problem
 
 
 class GatewayMiddleware:
@@ -19,7 +21,7 @@ class GatewayMiddleware:
 
     def __init__(self, app: ASGIApp, node_id: str, max_body: int, metrics: Metrics) -> None:
         self.app = app
-        self.node_header = (b"x-stategate-node", node_id.encode())
+        self.node_header = (NODE_HEADER.encode(), node_id.encode())
         self.max_body = max_body
         self.metrics = metrics
 
@@ -72,25 +74,9 @@ class GatewayMiddleware:
         return b"".join(chunks)
 
     async def _too_large(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "type": "about:blank",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": f"The request body is larger than {self.max_body} bytes.",
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+        status, headers, body = raw_problem(Problem(413, f"The request body is larger than {self.max_body} bytes."))
+        headers += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

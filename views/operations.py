@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
+from stategate.app.http_answers import retry_after
+
 from .dependencies import NodeDep
 
 router = APIRouter(tags=["operations"])
@@ -25,7 +27,7 @@ async def readyz(node: NodeDep) -> JSONResponse:
     return JSONResponse(
         {"status": "ready" if ready else "starting", "node": node.settings.node_id},
         status_code=200 if ready else 503,
-        headers=None if ready else {"Retry-After": "1"},
+        headers=None if ready else retry_after(node.settings.retry_after_seconds),
     )
 
 

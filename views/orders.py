@@ -14,15 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import RedirectResponse, Response
 
 from stategate.app.errors import KafkaUnavailable, OrderMoved, ShuttingDown, TooManyWaiters
+from stategate.app.http_answers import retry_after
 from stategate.app.node import Node
 from stategate.app.orders import Condition, NewOrder, Order, differs_from, order_id_for, reaches
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
-from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
+from .problems import PROBLEM_DOCS, no_such_order, response_doc, retry_after_doc, unavailable
 from .proxy import forward, proxying
-from .routing import after_move, new_home, to_owner
+from .redirects import after_move, new_home, to_owner
 from .wait_params import (
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_FOR_LENGTH,
@@ -123,7 +124,7 @@ async def place_and_answer(
     new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
     if body.id or idempotency_key:
         order_id = body.id or order_id_for(idempotency_key or "")
-        owner = node.routing.owner(order_id)
+        owner = node.ownership.owner(order_id)
         if owner.url is not None and not owner.is_self:
             if proxying(node):
                 return await forward(request, node, owner.url, wait)  # the owner writes it and waits
@@ -137,7 +138,7 @@ async def place_and_answer(
     except KafkaUnavailable as exc:
         node.metrics.commands_failed.inc()
         raise unavailable(str(exc), node.settings.retry_after_seconds) from None
-    owner = node.routing.owner(order.id)
+    owner = node.ownership.owner(order.id)
     if not owner.is_self and owner.url is not None:
         # Written; the owner's table will show it. Send the client there to wait.
         if states is None:
@@ -145,7 +146,7 @@ async def place_and_answer(
         return await _wait_elsewhere(request, node, owner.url, order.id, wait)
     location = {"Location": order_path(order.id)}
     if states is None or owner.unknown:
-        retry = {} if states is None else {"Retry-After": str(node.settings.retry_after_seconds)}
+        retry = {} if states is None else retry_after(node.settings.retry_after_seconds)
         return order_response(order, 202, {**location, **retry})
     try:
         async with client_disconnect(request) as gone:
@@ -159,7 +160,7 @@ async def place_and_answer(
         current, reached = None, False
     if reached and current is not None:
         return order_response(current, 201, location)
-    retry = {"Retry-After": str(node.settings.retry_after_seconds)}
+    retry = retry_after(node.settings.retry_after_seconds)
     return order_response(current or order, 202, {**location, **retry})
 
 
@@ -179,7 +180,7 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
     summary="Read an order, or long-poll it",
     responses={
         200: response_doc("The order (reached the wanted state, or changed).", ETag="the order version"),
-        202: response_doc("wait_for timed out; the order as it stands.", **{"Retry-After": "seconds"}),
+        202: response_doc("wait_for timed out; the order as it stands.", **retry_after_doc()),
         304: response_doc("If-None-Match still matches (after Prefer: wait=N)."),
         307: response_doc("Another node owns the order.", Location="the owner's URL, same path and query"),
         404: response_doc("Unknown order (problem+json)."),
@@ -224,10 +225,10 @@ async def _read_or_wait(
         wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
         current, reached = await _wait(request, node, order_id, reaches(states), wait)
         if current is None:
-            raise Problem(404, "Not Found", f"No order {order_id!r}.")
+            raise no_such_order(order_id)
         if reached:
             return order_response(current, 200)
-        return order_response(current, 202, {"Retry-After": str(settings.retry_after_seconds)})
+        return order_response(current, 202, retry_after(settings.retry_after_seconds))
 
     current = orders.lookup(order_id)
     if etags and (current is None or current.etag in etags or "*" in etags):
@@ -242,7 +243,7 @@ async def _read_or_wait(
         elif current is not None:
             return Response(status_code=304, headers={"ETag": current.etag})
     if current is None:
-        raise Problem(404, "Not Found", f"No order {order_id!r}.")
+        raise no_such_order(order_id)
     return order_response(current, 200)
 
 

@@ -6,14 +6,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-PROBLEM_JSON = "application/problem+json"
+from stategate.app.http_answers import PROBLEM_JSON, problem_document, retry_after
+
+RawAnswer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 log = logging.getLogger("stategate.views")
 
@@ -24,14 +25,12 @@ class Problem(Exception):
     def __init__(
         self,
         status: int,
-        title: str,
         detail: str | None = None,
         headers: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(title)
+        super().__init__(detail)
         self.status = status
-        self.title = title
         self.detail = detail
         self.headers = dict(headers or {})
         self.extra = extra
@@ -39,27 +38,42 @@ class Problem(Exception):
 
 def problem_body(problem: Problem) -> bytes:
     """The problem document as JSON bytes."""
-    body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status}
-    if problem.detail:
-        body["detail"] = problem.detail
-    body.update(problem.extra)
-    return orjson.dumps(body)
+    return problem_document(problem.status, detail=problem.detail, **problem.extra)
 
 
 def problem_response(problem: Problem) -> Response:
-    """The HTTP response for a problem."""
+    """The HTTP response for a problem (FastAPI routes)."""
     return Response(problem_body(problem), status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON)
 
 
-def unavailable(detail: str, retry_after: int) -> Problem:
+def raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI sends them: lower-case names, latin-1 bytes."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+def raw_problem(problem: Problem) -> RawAnswer:
+    """Status, raw headers (no content-length) and body of a problem, for the plain ASGI paths."""
+    return (
+        problem.status,
+        [(b"content-type", PROBLEM_JSON.encode()), *raw_headers(problem.headers)],
+        problem_body(problem),
+    )
+
+
+def unavailable(detail: str, seconds: int) -> Problem:
     """503 with Retry-After."""
-    return Problem(503, "Service Unavailable", detail, {"Retry-After": str(retry_after)})
+    return Problem(503, detail, retry_after(seconds))
+
+
+def no_such_order(order_id: str) -> Problem:
+    """404 for an order this node's view does not hold."""
+    return Problem(404, f"No order {order_id!r}.")
 
 
 def invalid(errors: list[Any]) -> Problem:
     """422 listing what is wrong, without echoing the (possibly huge) input."""
     listed = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors[:20]]
-    return Problem(422, "Unprocessable Content", "The request is malformed.", errors=listed)
+    return Problem(422, "The request is malformed.", errors=listed)
 
 
 def install_problem_handlers(api: FastAPI) -> None:
@@ -75,20 +89,22 @@ def install_problem_handlers(api: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        titles = {404: "Not Found", 405: "Method Not Allowed"}
-        return problem_response(
-            Problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail), exc.headers)
-        )
+        return problem_response(Problem(exc.status_code, str(exc.detail), exc.headers))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", extra={"path": request.url.path})
-        return problem_response(Problem(500, "Internal Server Error"))
+        return problem_response(Problem(500))
 
     api.add_exception_handler(Problem, on_problem)
     api.add_exception_handler(RequestValidationError, on_validation)
     api.add_exception_handler(ValidationError, on_validation)
     api.add_exception_handler(StarletteHTTPException, on_http)
     api.add_exception_handler(Exception, on_unexpected)
+
+
+def retry_after_doc() -> dict[str, str]:
+    """The `Retry-After` header of a response, documented."""
+    return {"Retry-After": "Seconds to wait before asking again."}
 
 
 def response_doc(description: str, **headers: str) -> dict[str, Any]:
@@ -99,5 +115,5 @@ def response_doc(description: str, **headers: str) -> dict[str, Any]:
 PROBLEM_DOCS: dict[int | str, dict[str, Any]] = {
     413: response_doc("Body over 64 KiB (problem+json)."),
     422: response_doc("Malformed body or parameter (problem+json)."),
-    503: response_doc("Kafka cannot take the command, or too many parked requests.", **{"Retry-After": "seconds"}),
+    503: response_doc("Kafka cannot take the command, or too many parked requests.", **retry_after_doc()),
 }

@@ -15,15 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from stategate.app.http_answers import HOP_BY_HOP, NODE_HEADER
 from stategate.app.node import Node
 
 from .problems import unavailable
 
 FORWARDED_BY = "x-stategate-forwarded-by"
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host",
-     "content-length", "x-stategate-node"}
-)  # fmt: skip
+NOT_FORWARDED = HOP_BY_HOP | {NODE_HEADER}
 MARGIN_SECONDS = 5.0
 
 
@@ -43,7 +41,7 @@ async def forward(request: Request, node: Node, target: str, budget: float, path
     """Send this request to `target` (a live node's URL) and answer with its response."""
     if FORWARDED_BY in request.headers:
         raise unavailable("The order's owner is changing.", node.settings.retry_after_seconds)
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
     headers[FORWARDED_BY] = node.settings.node_id
     method = request.method if path is None else "GET"
     body = await request.body() if path is None else b""
@@ -57,7 +55,7 @@ async def forward(request: Request, node: Node, target: str, budget: float, path
         )
     except httpx.HTTPError:
         raise unavailable("The order's owner did not answer.", node.settings.retry_after_seconds) from None
-    kept = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+    kept = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in NOT_FORWARDED]
     response = Response(upstream.content, status_code=upstream.status_code)
     response.raw_headers = [
         *[(k.encode("latin-1"), v.encode("latin-1")) for k, v in kept],

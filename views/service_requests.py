@@ -3,7 +3,7 @@
 Like views/order_posts.py for orders: a call whose service name, path and
 wait parameters are plainly valid skips FastAPI's middleware stack, routing
 and dependency solving, and is answered by the same function as the FastAPI
-route (`views.services.call_and_answer`). Anything doubtful (and every
+route (`views.service_calls.call_and_answer`). Anything doubtful (and every
 method the route does not take) goes on to FastAPI, which answers as before.
 """
 
@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stategate.app.node import Node
 
 from .problems import Problem, problem_response
-from .services import METHODS, call_and_answer
+from .service_calls import METHODS, call_and_answer
 from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, SECONDS, prefer_wait
 
 PREFIX = "/v1/services/"

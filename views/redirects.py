@@ -18,7 +18,7 @@ async def to_owner(request: Request, node: Node, order_id: str, budget: float) -
     rebalance), 503 + Retry-After. The target is a live member's advertised
     URL from Faust's table metadata; no request header goes into it.
     """
-    owner = node.routing.owner(order_id)
+    owner = node.ownership.owner(order_id)
     if owner.is_self:
         return None
     if owner.url is None:
@@ -28,10 +28,10 @@ async def to_owner(request: Request, node: Node, order_id: str, budget: float) -
 
 def new_home(node: Node, order_id: str) -> str | None:
     """Where a request parked here goes once the order has moved: its new owner, else another live node."""
-    owner = node.routing.owner(order_id, during_rebalance=True)
+    owner = node.ownership.owner(order_id, during_rebalance=True)
     if owner.url is not None and not owner.is_self:
         return owner.url
-    return node.routing.another_member()
+    return node.ownership.another_member()
 
 
 async def after_move(request: Request, node: Node, order_id: str, budget: float) -> Response:

@@ -25,7 +25,7 @@ from faust.contrib.asgi import faust_app_running
 from stategate.streams.admin import ensure_topics
 from stategate.streams.example_services import EXAMPLES_APP_ID, ExampleServices
 from stategate.streams.faust_app import StategateApp, create_faust_app
-from stategate.streams.order_services import OrderServices
+from stategate.streams.order_checks import OrderServices
 
 from .config import Settings
 from .event_loop import run_loop

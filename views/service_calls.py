@@ -80,7 +80,7 @@ async def call_and_answer(request: Request, node: Node, service: str, path: str,
             await request.body(),
         )
     except UnknownService:
-        raise Problem(404, "Not Found", f"No service {service!r}.") from None
+        raise Problem(404, f"No service {service!r}.") from None
     except TooManyCalls:
         raise unavailable("Too many requests wait for services on this node.", _retry_after(node)) from None
     except NodeStopping:
@@ -102,7 +102,7 @@ async def call_and_answer(request: Request, node: Node, service: str, path: str,
             return Response(status_code=204)  # nobody reads it
         node.metrics.service_timeouts.labels(service).inc()
         node.metrics.service_requests.labels(service, "504").inc()
-        raise Problem(504, "Gateway Timeout", f"No reply from {service!r} within {wait:g}s.")
+        raise Problem(504, f"No reply from {service!r} within {wait:g}s.")
     if call.stopped:
         raise unavailable("This node shut down before the reply came.", _retry_after(node))
     node.metrics.service_seconds.labels(service).observe(time.perf_counter() - call.started)

@@ -29,7 +29,7 @@ class Owner:
         return self.url is None
 
 
-class Routing:
+class Ownership:
     """Answers "who owns this order id?" and makes ids this node owns."""
 
     def __init__(self, view: OrderView, self_url: str, is_down: Callable[[str], bool] = lambda url: False) -> None:
