@@ -11,51 +11,20 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from .broker import LocalKafka
-from .processes import terminate
-from .services_process import READY_FILE
+from .processes import (
+    START_TIMEOUT_SECONDS,
+    start_stategate,
+    terminate,
+    wait_until_ready,
+    wait_until_services_ready,
+)
 
 DEMO_STOCK = {"JUMPERS": 1000, "UNDERPANTS": 1000, "STOCKINGS": 1000}
-START_TIMEOUT_SECONDS = 90.0
-
-
-def stategate(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start `stategate ARGS` as a child process of this Python."""
-    return subprocess.Popen([sys.executable, "-m", "stategate", *args], env=env)
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_SECONDS) -> None:
-    """Wait until `url`/readyz answers 200, or fail if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)  # polling a child process's start-up
-    raise RuntimeError(f"{url} was not ready within {timeout:.0f}s")
-
-
-def wait_until_services_ready(
-    data_dir: Path, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_SECONDS
-) -> None:
-    """Wait until `stategate services` (its data dir `data_dir`) writes its ready file."""
-    deadline = time.monotonic() + timeout
-    while not (data_dir / READY_FILE).exists():
-        if process.poll() is not None:
-            raise RuntimeError(f"stategate services exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"stategate services was not ready within {timeout:.0f}s")
-        time.sleep(0.2)  # polling a child process's start-up
 
 
 def wait_until_settled(urls: list[str], timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -100,13 +69,13 @@ def run_dev(
         # The nodes hand replies over to each other signed with a secret they share.
         secret = os.environ.get("STATEGATE_CLUSTER_SECRET") or secrets.token_hex(16)
         env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap, "STATEGATE_CLUSTER_SECRET": secret}
-        services = stategate("services", "--data-dir", str(data_dir / "services"), env=env)
+        services = start_stategate("services", "--data-dir", str(data_dir / "services"), env=env)
         children.append(services)
         nodes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(1, nodes_count + 1):
             node_port = str(port + i - 1)
             node_dir = str(data_dir / f"node-{i}")
-            nodes[f"http://127.0.0.1:{node_port}"] = stategate(
+            nodes[f"http://127.0.0.1:{node_port}"] = start_stategate(
                 "node", "--port", node_port, "--node-id", f"node-{i}", "--data-dir", node_dir, env=env
             )
         children.extend(nodes.values())

@@ -6,6 +6,7 @@ TooManyCalls      503 + Retry-After   the cap on parked service requests is reac
 ShuttingDown      503 + Retry-After   the node parks nothing more
 NodeStopping      503 + Retry-After   the node sends no more service requests
 OrderMoved        307 (or 503)        the order's partition moved to another node
+TwoOrderIds       422                 an order named by both its id and an Idempotency-Key
 UnknownService    404                 no service of that name is configured
 """
 
@@ -20,6 +21,7 @@ __all__ = [
     "ShuttingDown",
     "TooManyCalls",
     "TooManyWaiters",
+    "TwoOrderIds",
     "UnknownService",
 ]
 
@@ -34,6 +36,10 @@ class ShuttingDown(Exception):
 
 class OrderMoved(Exception):
     """The order's partition now belongs to another node (a rebalance, or this node stopping)."""
+
+
+class TwoOrderIds(ValueError):
+    """An order named by both its `id` and an Idempotency-Key: which one decides would be a guess."""
 
 
 class UnknownService(Exception):

@@ -52,6 +52,8 @@ class Node:
             orders_topic=settings.topic(ORDERS),
             inventory_topic=settings.topic(WAREHOUSE_INVENTORY),
             new_id=self.ownership.new_order_id,
+            owner_of=self.ownership.owner,
+            ask_owner=self.peers.order,
         )
         self.service_calls = ServiceCalls(
             settings,

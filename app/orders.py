@@ -1,26 +1,43 @@
 """The order use-cases the HTTP views call: place, look up, wait, set stock.
 
-views/orders.py ─► OrderService.place ─► CommandProducer ─► `orders` topic
+views/orders.py ─► OrderService.place_order ─► CommandProducer ─► `orders` topic
 `orders` topic ─► streams/order_view.py ─► OrderService.on_change ─► Waiters
+
+The use-cases decide (was the order written, which node owns it); the views
+only translate a `Placement` into a status code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from stategate.streams.commands import CommandProducer
 from stategate.streams.order_view import OrderView
 from stategate.streams.records import ORDER_STATES, Order, StockLevel, utc_now
 
+from .errors import TwoOrderIds
+from .ownership import Owner
 from .waiters import Condition, Waiters, wait
 
-__all__ = ["ORDER_STATES", "Condition", "NewOrder", "Order", "OrderService", "differs_from", "order_id_for", "reaches"]
+__all__ = [
+    "ORDER_STATES",
+    "Condition",
+    "NewOrder",
+    "Order",
+    "OrderService",
+    "Placement",
+    "Where",
+    "differs_from",
+    "order_id_for",
+    "reaches",
+]
 
 log = logging.getLogger("stategate.orders")
 
@@ -36,6 +53,38 @@ class NewOrder:
     quantity: int
     price: float
     id: str | None = None
+
+
+class Where(enum.Enum):
+    """Which node can answer about an order, and so where a client waits for it."""
+
+    HERE = "here"  # this node owns the order
+    OWNER = "owner"  # another live node owns it (`Placement.owner_url`)
+    NOBODY = "nobody"  # a rebalance is under way: nobody owns it right now
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What placing an order did: the order, where to wait for it, and whether it was written now."""
+
+    order: Order
+    where: Where
+    owner_url: str | None = None
+    written: bool = True
+    """False for a retry the owner already had: nothing was written, `order` is the first one."""
+
+
+def client_order_id(new: NewOrder, idempotency_key: str | None) -> str | None:
+    """The order id the client chose, by `id` or by Idempotency-Key; None when the server picks one.
+
+    One key means one order, so a request may name its order only one way:
+    raises TwoOrderIds when it carries both an `id` and an Idempotency-Key.
+    """
+    if new.id and idempotency_key:
+        raise TwoOrderIds("Name the order by its id or by an Idempotency-Key, not both.")
+    if idempotency_key:
+        return order_id_for(idempotency_key)
+    return new.id
 
 
 def reaches(states: Iterable[str]) -> Condition:
@@ -72,6 +121,8 @@ class OrderService:
         inventory_topic: str,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         remembered: int = 10_000,
+        owner_of: Callable[[str], Owner] = lambda order_id: Owner("", is_self=True),
+        ask_owner: Callable[[str, str], Awaitable[Order | None]] | None = None,
     ) -> None:
         self.producer = producer
         self.view = view
@@ -79,6 +130,8 @@ class OrderService:
         self.orders_topic = orders_topic
         self.inventory_topic = inventory_topic
         self.new_id = new_id
+        self.owner_of = owner_of
+        self.ask_owner = ask_owner
         # Orders this node wrote that its table has not shown yet, so that a
         # retry in that window is answered with the first order.
         self._written: OrderedDict[str, Order] = OrderedDict()
@@ -92,16 +145,43 @@ class OrderService:
         """The newest version of an order known to this node."""
         return self.view.get(order_id) or self._written.get(order_id)
 
-    async def place(self, new: NewOrder, idempotency_key: str | None = None) -> Order:
-        """Write a CREATED order to Kafka and return it.
+    def owner_elsewhere(self, new: NewOrder, idempotency_key: str | None) -> str | None:
+        """The URL of the live node that owns the order the client named, when that is not this node."""
+        order_id = client_order_id(new, idempotency_key)
+        if order_id is None:
+            return None
+        owner = self.owner_of(order_id)
+        return None if owner.is_self else owner.url
 
-        The same client id or Idempotency-Key never makes a second order: the
-        first one is returned instead. Raises KafkaUnavailable when Kafka does
-        not acknowledge the command in time.
+    async def place_order(self, new: NewOrder, idempotency_key: str | None = None) -> Placement:
+        """Write a CREATED order to Kafka, unless its owner already has it; say where to wait for it.
+
+        The same client id or Idempotency-Key never makes a second order: a
+        retry gets the first one (`written` False), asked of its owner when
+        that is another node. Raises KafkaUnavailable when Kafka does not
+        acknowledge the command in time, TwoOrderIds when the order is named
+        twice.
         """
-        chosen_by_client = bool(new.id or idempotency_key)
-        order_id = new.id or (order_id_for(idempotency_key) if idempotency_key else self.new_id())
-        if chosen_by_client:  # a fresh server-made id cannot be known yet
+        order_id = client_order_id(new, idempotency_key)
+        if order_id is not None and self.ask_owner is not None:
+            owner_url = self.owner_elsewhere(new, idempotency_key)
+            known = None if owner_url is None else await self.ask_owner(owner_url, order_id)
+            if known is not None:
+                return Placement(known, Where.OWNER, owner_url, written=False)
+        order = await self.place(new, idempotency_key)
+        owner = self.owner_of(order.id)
+        if owner.is_self:
+            return Placement(order, Where.HERE)
+        if owner.url is None:
+            return Placement(order, Where.NOBODY)
+        return Placement(order, Where.OWNER, owner.url)
+
+    async def place(self, new: NewOrder, idempotency_key: str | None = None) -> Order:
+        """Write a CREATED order to Kafka and return it (or the first one, for a retry this node knows)."""
+        order_id = client_order_id(new, idempotency_key)
+        if order_id is None:
+            order_id = self.new_id()  # fresh: no retry can name it yet
+        else:
             existing = self.lookup(order_id)
             if existing is not None:
                 return existing

@@ -78,6 +78,13 @@ class Ownership:
             candidate = make()
         return candidate
 
+    def new_home(self, order_id: str) -> str | None:
+        """Where a request parked here goes once its order moved: the new owner, else another live node."""
+        owner = self.owner(order_id, during_rebalance=True)
+        if owner.url is not None and not owner.is_self:
+            return owner.url
+        return self.another_member()
+
     def another_member(self) -> str | None:
         """The advertised URL of some other live node, or None when this node is alone."""
         others = sorted(url for url in self.members() if url != self.self_url and not self.is_down(url))

@@ -29,11 +29,10 @@ from stategate.streams.order_checks import OrderServices
 
 from .config import Settings
 from .event_loop import run_loop
+from .processes import READY_FILE
 from .shutdown import exit_within
 
 log = logging.getLogger("stategate.services")
-
-READY_FILE = "services.ready"
 
 
 class Readiness:

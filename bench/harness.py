@@ -8,7 +8,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -23,8 +22,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stategate.app.broker import LocalKafka, free_port
-from stategate.app.dev import put_stock, wait_until_ready, wait_until_services_ready
-from stategate.app.processes import terminate
+from stategate.app.dev import put_stock
+from stategate.app.processes import start_stategate, terminate, wait_until_ready, wait_until_services_ready
 
 
 @contextmanager
@@ -94,9 +93,7 @@ def deployment(
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [*stategate_command(args[0]), *args[1:]], env=environment, stdout=logs, stderr=subprocess.STDOUT
-        )
+        process = start_stategate(*args, env=environment, output=logs)
         processes.append(process)
         return process
 
@@ -118,11 +115,6 @@ def deployment(
         for process in reversed(processes):
             terminate(process, 30)
         logs.close()
-
-
-def stategate_command(command: str) -> list[str]:
-    """The argv that runs `stategate COMMAND` with this Python."""
-    return [sys.executable, "-m", "stategate", command]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +12,7 @@ from pathlib import Path
 import httpx
 
 from stategate.app.broker import free_port
-from stategate.app.processes import terminate
-from stategate.app.services_process import READY_FILE
+from stategate.app.processes import READY_FILE, start_stategate, terminate
 
 START_TIMEOUT = 60.0
 
@@ -44,11 +42,8 @@ class Stategate:
         """Start the process (its output goes to a log file under its data dir)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "stategate", self.command, "--data-dir", str(self.data_dir), *self.args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+            self.process = start_stategate(
+                self.command, "--data-dir", str(self.data_dir), *self.args, env=self.env, output=log
             )
         return self
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from stategate.app.broker import free_port
-from stategate.app.processes import terminate
+from stategate.app.processes import start_stategate, terminate
 
 from .processes import wait_for
 
@@ -21,9 +20,7 @@ def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Pat
     log = tmp_path / "out.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEGATE_")}
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stategate", *args], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
+        process = start_stategate(*args, env=env, output=out)
     return process, log
 
 

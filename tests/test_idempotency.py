@@ -53,3 +53,20 @@ async def test_concurrent_retries_with_one_key_make_one_order(system: System, pr
         )
     assert {r.json()["id"] for r in responses} == {responses[0].json()["id"]}
     assert {r.json()["state"] for r in responses} == {"VALIDATED"}
+
+
+def test_one_key_never_names_two_orders(system: System, product: str, customer: str) -> None:
+    """An Idempotency-Key with a body `id` is refused (422): one key must mean one order, so ids cannot vary."""
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    ids = [f"client-{uuid.uuid4().hex}" for _ in range(3)]
+
+    answers = [httpx.post(f"{system.url}/v1/orders", json=body(product, customer, id=i), headers=key) for i in ids]
+
+    assert [a.status_code for a in answers] == [422, 422, 422]
+    assert answers[0].headers["content-type"] == "application/problem+json"
+    assert "Idempotency-Key" in answers[0].json()["errors"][0]["msg"]
+    for order_id in ids:
+        assert httpx.get(f"{system.url}/v1/orders/{order_id}", follow_redirects=True).status_code == 404
+    alone = [httpx.post(f"{system.url}/v1/orders", json=body(product, customer), headers=key) for _ in range(3)]
+    assert [a.status_code for a in alone] == [202, 202, 202]
+    assert len({a.json()["id"] for a in alone}) == 1

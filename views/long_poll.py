@@ -29,8 +29,15 @@ from stategate.app.waiters import Ending, Outcome, Waiter
 
 from .problems import Problem, no_such_order, raw_headers, raw_problem, unavailable
 from .proxy import FORWARDED_BY, path_and_query
-from .redirects import new_home
-from .wait_params import MAX_WAIT_SECONDS, entity_tags, prefer_wait, read_wait_query
+from .wait_params import (
+    MAX_IF_NONE_MATCH_LENGTH,
+    MAX_ORDER_ID_LENGTH,
+    MAX_PREFER_LENGTH,
+    MAX_WAIT_SECONDS,
+    entity_tags,
+    prefer_wait,
+    read_wait_query,
+)
 
 log = logging.getLogger("stategate.views")
 
@@ -59,7 +66,7 @@ def parse_long_poll(scope: Scope) -> LongPoll | None:
     if scope["method"] != "GET" or not scope["path"].startswith(ORDERS_PREFIX):
         return None
     order_id: str = scope["path"][len(ORDERS_PREFIX) :]
-    if not 0 < len(order_id) <= 64 or "/" in order_id:
+    if not 0 < len(order_id) <= MAX_ORDER_ID_LENGTH or "/" in order_id:
         return None
     headers = dict(scope["headers"])
     if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
@@ -71,7 +78,9 @@ def parse_long_poll(scope: Scope) -> LongPoll | None:
             return None
         return LongPoll(order_id, reaches(wait.states), wait.timeout, None)
     if_none_match, prefer = headers.get(b"if-none-match"), headers.get(b"prefer")
-    if if_none_match is None or prefer is None or len(if_none_match) > 1024 or len(prefer) > 256:
+    if if_none_match is None or prefer is None:
+        return None
+    if len(if_none_match) > MAX_IF_NONE_MATCH_LENGTH or len(prefer) > MAX_PREFER_LENGTH:
         return None
     etags = entity_tags(if_none_match.decode("latin-1"))
     preferred = prefer_wait(prefer.decode("latin-1"), MAX_WAIT_SECONDS)
@@ -152,14 +161,13 @@ class ParkedPoll(Waiter):
             headers.append((b"content-length", str(len(body)).encode()))
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
-        node.metrics.http_requests.labels("GET", ROUTE, str(status)).inc()
-        node.metrics.http_seconds.labels("GET", ROUTE).observe(time.perf_counter() - self.started)
+        node.metrics.observe_request("GET", ROUTE, status, time.perf_counter() - self.started)
 
     def _reply(self, outcome: Outcome) -> tuple[int, Headers, bytes]:
         node = self.polls.node
         applied = [] if self.preference_applied is None else [(b"preference-applied", self.preference_applied.encode())]
         if outcome is Ending.MOVED:
-            target = None if _was_forwarded(self.scope) else new_home(node, self.order_id)
+            target = None if _was_forwarded(self.scope) else node.ownership.new_home(self.order_id)
             if target is None:
                 return raw_problem(unavailable("The order's partition is moving between nodes.", _retry_after(node)))
             return 307, [(b"location", (target + path_and_query(self.scope)).encode("latin-1"))], b""

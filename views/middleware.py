@@ -47,8 +47,7 @@ class GatewayMiddleware:
             await self.app(scope, replay(whole_body, receive), send_with_header)
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")
-        self.metrics.http_requests.labels(scope["method"], path, str(status)).inc()
-        self.metrics.http_seconds.labels(scope["method"], path).observe(time.perf_counter() - started)
+        self.metrics.observe_request(scope["method"], path, status, time.perf_counter() - started)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole request body, or None when it is larger than allowed."""

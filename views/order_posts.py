@@ -26,12 +26,11 @@ from stategate.app.node import Node
 from .middleware import replay
 from .orders import OrderIn, place_and_answer
 from .problems import Problem, problem_response
-from .wait_params import read_wait_query
+from .wait_params import MAX_IDEMPOTENCY_KEY_LENGTH, read_wait_query
 
 log = logging.getLogger("stategate.views")
 
 PATH = "/v1/orders"
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 class OrderPosts:

@@ -1,7 +1,7 @@
 """`/v1/orders`: place an order, read it, and wait for it to change.
 
 Each handler turns HTTP into a call on `app.orders.OrderService` and the
-outcome back into a status code, exactly as ../shared/API.md lists them.
+outcome back into a status code, as the README's API table lists them.
 """
 
 from __future__ import annotations
@@ -13,19 +13,23 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import RedirectResponse, Response
 
-from stategate.app.errors import KafkaUnavailable, OrderMoved, ShuttingDown, TooManyWaiters
+from stategate.app.errors import KafkaUnavailable, OrderMoved, ShuttingDown, TooManyWaiters, TwoOrderIds
 from stategate.app.http_answers import retry_after
 from stategate.app.node import Node
-from stategate.app.orders import Condition, NewOrder, Order, differs_from, order_id_for, reaches
+from stategate.app.orders import Condition, NewOrder, Order, Where, differs_from, reaches
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
-from .problems import PROBLEM_DOCS, no_such_order, response_doc, retry_after_doc, unavailable
+from .problems import PROBLEM_DOCS, invalid, no_such_order, response_doc, retry_after_doc, unavailable
 from .proxy import forward, proxying
-from .redirects import after_move, new_home, to_owner
+from .redirects import after_move, to_owner
 from .wait_params import (
     DEFAULT_WAIT_SECONDS,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_IF_NONE_MATCH_LENGTH,
+    MAX_ORDER_ID_LENGTH,
+    MAX_PREFER_LENGTH,
     MAX_WAIT_FOR_LENGTH,
     MAX_WAIT_SECONDS,
     entity_tags,
@@ -102,7 +106,7 @@ async def place_order(
     node: NodeDep,
     wait_for: WaitFor = None,
     timeout: Timeout = None,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)] = None,
 ) -> Response:
     """Write the order to Kafka, then (with `wait_for`) park until it reaches a wanted state."""
     states = wanted_states(wait_for)
@@ -122,30 +126,23 @@ async def place_and_answer(
     """Everything `POST /v1/orders` does once its parameters are read; shared with views/order_posts.py."""
     orders = node.orders
     new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
-    if body.id or idempotency_key:
-        order_id = body.id or order_id_for(idempotency_key or "")
-        owner = node.ownership.owner(order_id)
-        if owner.url is not None and not owner.is_self:
-            if proxying(node):
-                return await forward(request, node, owner.url, wait)  # the owner writes it and waits
-            known = await node.peers.order(owner.url, order_id)
-            if known is not None:  # a retry: the owner has the first order, write nothing
-                if states is None:
-                    return order_response(known, 202, {"Location": owner.url + order_path(order_id)})
-                return await _wait_elsewhere(request, node, owner.url, order_id, wait)
     try:
-        order = await orders.place(new, idempotency_key)
+        if proxying(node) and (owner_url := orders.owner_elsewhere(new, idempotency_key)) is not None:
+            return await forward(request, node, owner_url, wait)  # the owner writes it and waits
+        placement = await orders.place_order(new, idempotency_key)
+    except TwoOrderIds as exc:
+        raise invalid([{"loc": ["header", "idempotency-key"], "msg": str(exc), "type": "conflict"}]) from None
     except KafkaUnavailable as exc:
         node.metrics.commands_failed.inc()
         raise unavailable(str(exc), node.settings.retry_after_seconds) from None
-    owner = node.ownership.owner(order.id)
-    if not owner.is_self and owner.url is not None:
-        # Written; the owner's table will show it. Send the client there to wait.
+    order = placement.order
+    if placement.where is Where.OWNER and placement.owner_url is not None:
+        # The owner's table shows the order: send the client there to wait.
         if states is None:
-            return order_response(order, 202, {"Location": owner.url + order_path(order.id)})
-        return await _wait_elsewhere(request, node, owner.url, order.id, wait)
+            return order_response(order, 202, {"Location": placement.owner_url + order_path(order.id)})
+        return await _wait_elsewhere(request, node, placement.owner_url, order.id, wait)
     location = {"Location": order_path(order.id)}
-    if states is None or owner.unknown:
+    if states is None or placement.where is Where.NOBODY:
         retry = {} if states is None else retry_after(node.settings.retry_after_seconds)
         return order_response(order, 202, {**location, **retry})
     try:
@@ -154,7 +151,7 @@ async def place_and_answer(
     except (TooManyWaiters, ShuttingDown):
         current, reached = None, False  # the order is written: answer 202 and let the client poll
     except OrderMoved:
-        target = new_home(node, order.id)
+        target = node.ownership.new_home(order.id)
         if target is not None:
             return await _wait_elsewhere(request, node, target, order.id, wait)
         current, reached = None, False
@@ -190,11 +187,11 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
 async def get_order(
     request: Request,
     node: NodeDep,
-    order_id: Annotated[str, Path(min_length=1, max_length=64)],
+    order_id: Annotated[str, Path(min_length=1, max_length=MAX_ORDER_ID_LENGTH)],
     wait_for: WaitFor = None,
     timeout: Timeout = None,
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
-    prefer: Annotated[str | None, Header(max_length=256)] = None,
+    if_none_match: Annotated[str | None, Header(max_length=MAX_IF_NONE_MATCH_LENGTH)] = None,
+    prefer: Annotated[str | None, Header(max_length=MAX_PREFER_LENGTH)] = None,
 ) -> Response:
     """The order; with `wait_for`, or `If-None-Match` and `Prefer: wait=N`, a long-poll."""
     states = wanted_states(wait_for)

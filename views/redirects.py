@@ -26,17 +26,9 @@ async def to_owner(request: Request, node: Node, order_id: str, budget: float) -
     return await _send(request, node, owner.url, budget)
 
 
-def new_home(node: Node, order_id: str) -> str | None:
-    """Where a request parked here goes once the order has moved: its new owner, else another live node."""
-    owner = node.ownership.owner(order_id, during_rebalance=True)
-    if owner.url is not None and not owner.is_self:
-        return owner.url
-    return node.ownership.another_member()
-
-
 async def after_move(request: Request, node: Node, order_id: str, budget: float) -> Response:
     """For a parked request whose order moved: 307 (or forward) to its new home; 503 when there is none."""
-    target = new_home(node, order_id)
+    target = node.ownership.new_home(order_id)
     if target is None:
         raise unavailable("The order's partition is moving between nodes.", node.settings.retry_after_seconds)
     return await _send(request, node, target, budget)

@@ -24,7 +24,7 @@ from stategate.app.service_calls import PendingCall
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
 from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
-from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, prefer_wait
+from .wait_params import DEFAULT_WAIT_SECONDS, MAX_PREFER_LENGTH, MAX_WAIT_SECONDS, prefer_wait
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
@@ -59,7 +59,7 @@ async def call_service(
     timeout: Annotated[
         float | None, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the reply (default 10).")
     ] = None,
-    prefer: Annotated[str | None, Header(max_length=256)] = None,
+    prefer: Annotated[str | None, Header(max_length=MAX_PREFER_LENGTH)] = None,
 ) -> Response:
     """Write the request to the service's topic, park until its reply comes, answer with it."""
     wait = timeout if timeout is not None else (prefer_wait(prefer, MAX_WAIT_SECONDS) or DEFAULT_WAIT_SECONDS)
@@ -122,7 +122,7 @@ async def call_service_root(
     node: NodeDep,
     service: Annotated[str, Path(max_length=64)],
     timeout: Annotated[float | None, Query(ge=0, le=MAX_WAIT_SECONDS)] = None,
-    prefer: Annotated[str | None, Header(max_length=256)] = None,
+    prefer: Annotated[str | None, Header(max_length=MAX_PREFER_LENGTH)] = None,
 ) -> Response:
     """The same, with an empty path (`:path` is "/")."""
     return await call_service(request, node, service, "", timeout, prefer)
