@@ -12,4 +12,4 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 # Resolve the broker jars now, so the first test or `stategate kafka` does not wait for Maven.
-.venv/bin/python -c 'from app.broker import broker_classpath; print("Kafka jars:", broker_classpath())'
+.venv/bin/python -c 'from stategate.app.broker import broker_classpath; print("Kafka jars:", broker_classpath())'
