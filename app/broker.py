@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import os
 import random
@@ -58,8 +59,9 @@ def broker_classpath() -> str:
 
 
 def resolve_jars(version: str = KAFKA_VERSION) -> Path:
-    """Copy the broker jars from Maven Central into the cache, once."""
-    libs = cache_dir() / f"kafka-{version}" / "libs"
+    """Copy the broker jars from Maven Central into the cache, once per version and pom.xml."""
+    pom_digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:8]
+    libs = cache_dir() / f"kafka-{version}-{pom_digest}" / "libs"
     if (libs / ".complete").exists():
         return libs
     if shutil.which("mvn") is None:

@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker (KRaft)")
     kafka.add_argument("--port", type=int, help="listener port on 127.0.0.1 (default 9092)")
     kafka.add_argument("--data-dir", type=Path, help="broker data (default ./data/kafka)")
+    kafka.add_argument(
+        "--classpath",
+        action="store_true",
+        help="print the Java classpath of the broker and Kafka's console tools, then exit",
+    )
 
     node = commands.add_parser("node", help="run one gateway node (Faust worker + HTTP API)")
     _common(node)
@@ -58,8 +63,11 @@ def main(argv: list[str] | None, create_api: ApiFactory) -> None:
     # SIGTERM raises SystemExit in the synchronous commands; the async ones install their own handlers.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     if args.command == "kafka":
-        from .broker import run_kafka
+        from .broker import broker_classpath, run_kafka
 
+        if args.classpath:
+            print(broker_classpath())
+            return
         run_kafka(args.port, args.data_dir)
     elif args.command == "node":
         from .node_process import run_node

@@ -24,6 +24,12 @@ class Metrics:
             registry=self.registry,
         )
         self.parked = Gauge("stategate_parked_requests", "HTTP requests parked on an order.", registry=self.registry)
+        self.orders_rejected = Counter(
+            "stategate_order_records_rejected",
+            "Records on `orders` the order view rejected (no key, key not the id, not an order), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.commands_failed = Counter(
             "stategate_commands_unacknowledged",
             "Commands Kafka did not acknowledge in time (answered 503).",

@@ -41,7 +41,12 @@ class Node:
         self.metrics = Metrics()
         self.waiters = Waiters(settings.max_waiters)
         self.metrics.parked.set_function(lambda: len(self.waiters))
-        self.view = OrderView(settings, on_change=self._on_change, on_assigned=self._on_partitions_assigned)
+        self.view = OrderView(
+            settings,
+            on_change=self._on_change,
+            on_assigned=self._on_partitions_assigned,
+            on_rejected=lambda reason: self.metrics.orders_rejected.labels(reason).inc(),
+        )
         self.producer = CommandProducer(settings)
         self.peers = Peers(settings.url, settings.node_id, peer_urls=settings.peer_urls)
         self.ownership = Ownership(self.view, settings.url, is_down=self.peers.is_down)

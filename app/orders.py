@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 from stategate.streams.commands import CommandProducer
 from stategate.streams.order_view import OrderView
-from stategate.streams.records import ORDER_STATES, Order, StockLevel, utc_now
+from stategate.streams.records import ORDER_ID_PATTERN, ORDER_STATES, Order, StockLevel, utc_now
 
 from .errors import TwoOrderIds
 from .ownership import Owner
 from .waiters import Condition, Waiters, wait
 
 __all__ = [
+    "ORDER_ID_PATTERN",
     "ORDER_STATES",
     "Condition",
     "NewOrder",

@@ -33,6 +33,7 @@ from .topics import (
     ORDERS,
     ORDERS_BY_CUSTOMER,
     ORDERS_BY_PRODUCT,
+    ORDERS_REJECTED,
     order_topics,
     raw_topic,
 )
@@ -50,7 +51,8 @@ class OrderServices:
         self.topics = order_topics(app, settings)
         self.orders_by_customer = raw_topic(app, ORDERS_BY_CUSTOMER, settings, internal=True)
         self.orders_by_product = raw_topic(app, ORDERS_BY_PRODUCT, settings, internal=True)
-        self.details = DetailsCheck(app, self.topics.orders, self.orders_by_customer)
+        self.orders_rejected = raw_topic(app, ORDERS_REJECTED, settings)
+        self.details = DetailsCheck(app, self.topics.orders, self.orders_by_customer, self.orders_rejected)
         self.fraud = FraudCheck(app, self.orders_by_customer, settings)
         self.inventory = InventoryCheck(app, self.orders_by_product, self.topics.warehouse_inventory, settings)
         self.relay = Relay(
@@ -65,7 +67,13 @@ class OrderServices:
     @property
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the services read or write, and their tables' changelogs."""
-        topics = [self.topics.orders, self.topics.warehouse_inventory, self.orders_by_customer, self.orders_by_product]
+        topics = [
+            self.topics.orders,
+            self.topics.warehouse_inventory,
+            self.orders_by_customer,
+            self.orders_by_product,
+            self.orders_rejected,
+        ]
         return topics_of(self.app, topics, self.settings.partitions)
 
 

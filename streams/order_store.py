@@ -12,19 +12,22 @@ the stored one, so duplicates and stale writes change nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from aiokafka import ConsumerRecord
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
-from .records import Order, RecordError
+from .records import REJECTIONS, Order, RecordError, order_record_rejection
 
 log = logging.getLogger("stategate.streams.order_store")
 
 _ORDER = b"o:"
 _OFFSET = b"p:"
 NOTHING_APPLIED = -1
+
+OnRejected = Callable[[str], None]
+"""Told the reason (a key of `records.REJECTIONS`) of each `orders` record the view rejects."""
 
 
 class OrderStore:
@@ -60,12 +63,15 @@ class OrderStore:
             self._offsets[partition] = offset
         return offset
 
-    def apply(self, partition: int, records: Iterable[ConsumerRecord[bytes, bytes]]) -> list[Order]:
+    def apply(
+        self, partition: int, records: Iterable[ConsumerRecord[bytes, bytes]], on_rejected: OnRejected | None = None
+    ) -> list[Order]:
         """Apply the records of one partition, in offset order; return the orders that changed.
 
         Records at or below the stored offset were applied before and are
-        skipped. Unreadable records, and records whose key is not their order
-        id, advance the offset and change nothing.
+        skipped. Records every reader of `orders` rejects (unreadable, no key,
+        a key that is not the id: `records.order_record_rejection`) advance the
+        offset and change nothing; `on_rejected` hears of each, once.
         """
         applied = self.applied_offset(partition)
         last = applied
@@ -75,7 +81,7 @@ class OrderStore:
             if record.offset <= last:
                 continue
             last = record.offset
-            order = _readable(record)
+            order = _accepted(record, on_rejected)
             if order is None:
                 continue
             current = newest.get(order.id) or self.get(order.id)
@@ -91,17 +97,22 @@ class OrderStore:
         return list(newest.values())
 
 
-def _readable(record: ConsumerRecord[bytes, bytes]) -> Order | None:
+def _accepted(record: ConsumerRecord[bytes, bytes], on_rejected: OnRejected | None) -> Order | None:
     timestamp = record.timestamp / 1000.0 if record.timestamp else None
+    order: Order | None
+    rejection: str | None
     try:
         order = Order.from_record(record.value or b"", record.key, timestamp)
-    except RecordError as exc:
+    except RecordError:
+        order, rejection = None, "unreadable"
+    else:
+        rejection = order_record_rejection(record.key, order)
+    if rejection is None:
+        return order
+    if on_rejected is not None:
         log.warning(
-            "skipping unreadable order record",
-            extra={"partition": record.partition, "offset": record.offset, "error": str(exc)},
+            "rejected an order record",
+            extra={"partition": record.partition, "offset": record.offset, "reason": REJECTIONS[rejection]},
         )
-        return None
-    if record.key is not None and record.key != order.id.encode():
-        log.warning("skipping order whose key is not its id", extra={"order_id": order.id})
-        return None
-    return order
+        on_rejected(rejection)
+    return None

@@ -30,7 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
 from .consumer_options import group_timing
 from .kafka_settings import KafkaSettings
-from .order_store import OrderStore
+from .order_store import OnRejected, OrderStore
 from .records import Order
 from .replies import partition_for
 from .topics import ORDERS
@@ -47,7 +47,13 @@ OnAssigned = Callable[[frozenset[int]], None]
 class OrderView:
     """This node's orders, read from `orders`, and the group's map of who owns which partition."""
 
-    def __init__(self, settings: KafkaSettings, on_change: OnChange, on_assigned: OnAssigned) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        on_change: OnChange,
+        on_assigned: OnAssigned,
+        on_rejected: OnRejected | None = None,
+    ) -> None:
         self.settings = settings
         self.topic = settings.topic(ORDERS)
         self.url = settings.url.rstrip("/")
@@ -58,6 +64,7 @@ class OrderView:
         )
         self.on_change = on_change
         self.on_assigned = on_assigned
+        self.on_rejected = on_rejected
         self.cluster = ClusterMap()
         self.active: frozenset[int] = frozenset()
         self.standby: frozenset[int] = frozenset()
@@ -180,7 +187,9 @@ class OrderView:
             await asyncio.sleep(self.settings.retry_after_seconds)  # the broker is away: try again later
             return True
         for tp, records in batches.items():
-            for order in self.store.apply(tp.partition, records):
+            # The owner reports a rejected record; a standby copy of the partition stays quiet about it.
+            reporting = None if consumer is self._copies else self.on_rejected
+            for order in self.store.apply(tp.partition, records, reporting):
                 self._publish(order)
         return True
 

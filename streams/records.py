@@ -8,6 +8,7 @@ README ("Topics and record formats").
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,19 @@ TERMINAL_STATES: frozenset[str] = frozenset({"VALIDATED", "FAILED"})
 
 CHECK_TYPES: tuple[str, ...] = ("ORDER_DETAILS_CHECK", "INVENTORY_CHECK", "FRAUD_CHECK")
 PASS, FAIL = "PASS", "FAIL"
+
+
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+"""An order id a client can name in a URL: 1–64 characters, no `/`, no spaces."""
+_ORDER_ID = re.compile(ORDER_ID_PATTERN)
+
+REJECTIONS: dict[str, str] = {
+    "unreadable": "the value is not an order",
+    "no-key": "the record has no key: every version of an order must be keyed by its id",
+    "key-not-id": "the record's key is not the order's id",
+    "bad-id": "the order id is not 1-64 letters, digits or ._:-",
+}
+"""Why a record on `orders` is rejected, by the short name /metrics counts it under."""
 
 
 class RecordError(ValueError):
@@ -164,6 +178,25 @@ class Order:
         if not order.created_at and timestamp:
             order.created_at = order.updated_at = iso_time(timestamp)
         return order
+
+
+def order_record_rejection(key: bytes | None, order: Order) -> str | None:
+    """Why every reader of `orders` rejects this record (a key of REJECTIONS), or None.
+
+    Orders may come from any producer (a console producer, another service).
+    The gateway's view and the services' first check apply this one rule, so
+    a record is either taken by all and processed to a terminal state, or
+    rejected by all: never shown CREATED by one while another reserves stock
+    for it. The key must be the id, so that every version of an order lands
+    on one partition, in order, and the owner lookup finds it.
+    """
+    if key is None:
+        return "no-key"
+    if key != order.id.encode():
+        return "key-not-id"
+    if not _ORDER_ID.match(order.id):
+        return "bad-id"
+    return None
 
 
 @dataclass(slots=True, frozen=True)

@@ -8,6 +8,7 @@
 | `fraud-checked` | customer id | the `fraud` table's value (compacted changelog) | check-fraud |
 | `orders-by-product` | product | OrderStep JSON | relay |
 | `inventory-checked` | product | the `inventory` table's value (compacted changelog) | check-inventory, stock-levels |
+| `orders-rejected` | the record's key | the record's value, headers `reason`, `source` | check-details |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ ORDERS_BY_CUSTOMER = "orders-by-customer"
 ORDERS_BY_PRODUCT = "orders-by-product"
 FRAUD_CHECKED = "fraud-checked"
 INVENTORY_CHECKED = "inventory-checked"
+ORDERS_REJECTED = "orders-rejected"  # dead letters: `orders` records no reader accepts
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from stategate.app.errors import KafkaUnavailable, OrderMoved, ShuttingDown, TooManyWaiters, TwoOrderIds
 from stategate.app.http_answers import retry_after
 from stategate.app.node import Node
-from stategate.app.orders import Condition, NewOrder, Order, Where, differs_from, reaches
+from stategate.app.orders import ORDER_ID_PATTERN, Condition, NewOrder, Order, Where, differs_from, reaches
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
@@ -39,7 +39,6 @@ from .wait_params import (
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 NAME_PATTERN = r"\S"
 
 
@@ -52,7 +51,7 @@ class OrderIn(BaseModel):
     product: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, strict=True)
     quantity: int = Field(ge=1, le=1_000_000, strict=True)
     price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, strict=True)
-    id: str | None = Field(default=None, pattern=ID_PATTERN, strict=True)
+    id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN, strict=True)
 
 
 WaitFor = Annotated[
