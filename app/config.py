@@ -36,7 +36,7 @@ class Settings(KafkaSettings):
     services: str = ""
     max_service_requests: int = Field(20_000, ge=1)
     # Shared by the nodes of one cluster: signs replies handed over between
-    # nodes. Without it, a reply that lands on another node is dropped.
+    # nodes. Without it, the nodes agree on one through Kafka (streams/cluster_secret.py).
     cluster_secret: str = Field("", repr=False)
 
     log_level: str = "INFO"

@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from stategate.streams.admin import TopicSpec, ensure_topics
+from stategate.streams.cluster_secret import agreed_secret
 from stategate.streams.commands import CommandProducer
 from stategate.streams.order_view import OrderView
 from stategate.streams.records import Order
@@ -103,6 +104,8 @@ class Node:
         settings = self.settings
         topics = [TopicSpec(settings.topic(name), settings.partitions) for name in (ORDERS, WAREHOUSE_INVENTORY)]
         await ensure_topics(settings, [*topics, replies_topic_spec(settings)])
+        if not settings.cluster_secret:
+            self.service_calls.cluster_secret = await agreed_secret(settings)
         await self.producer.start()
         await self.service_calls.replies.start()
         try:

@@ -85,6 +85,8 @@ class ServiceCalls:
         self.members = members
         self.client = client
         self.tag = node_tag(settings.url)
+        # Signs hand-overs; `Node.running` agrees on one through Kafka when none is configured.
+        self.cluster_secret = settings.cluster_secret
         self.replies = ReplyConsumer(settings, self.on_reply)
         self._pending: dict[str, PendingCall] = {}
         self._closed = False
@@ -182,7 +184,7 @@ class ServiceCalls:
     async def hand_over(self, tag: str, correlation_id: str, part: ReplyPart) -> None:
         """Send a reply to the live node whose tag the correlation id bears."""
         target = next((url for url in self.members() if node_tag(url) == tag), None)
-        if target is None or not self.settings.cluster_secret:
+        if target is None or not self.cluster_secret:
             reason = "no such node" if target is None else "no cluster secret"
             self.metrics.replies_dropped.labels(reason).inc()
             log.warning("reply dropped", extra={"correlation_id": correlation_id, "reason": reason})
@@ -193,7 +195,7 @@ class ServiceCalls:
                 target + HANDOVER_PATH,
                 content=body,
                 headers={
-                    SIGNATURE_HEADER: sign(self.settings.cluster_secret, body),
+                    SIGNATURE_HEADER: sign(self.cluster_secret, body),
                     "content-type": "application/json",
                 },
             )

@@ -1,10 +1,15 @@
-"""Unit tests of the reply hand-over format and its signature (no Kafka)."""
+"""The reply hand-over: its format and signature (no Kafka), and the secret nodes agree on (real broker)."""
 
 from __future__ import annotations
+
+import asyncio
+import uuid
 
 import pytest
 
 from stategate.app.handover import ReplyPart, handover_body, node_tag, read_handover, sign, tag_of, verify
+from stategate.streams.cluster_secret import agreed_secret
+from stategate.streams.kafka_settings import KafkaSettings
 
 
 def test_a_reply_part_survives_the_hand_over_body() -> None:
@@ -36,3 +41,14 @@ def test_correlation_ids_name_their_node_by_tag() -> None:
 def test_a_malformed_hand_over_is_refused() -> None:
     with pytest.raises(ValueError):
         read_handover(b'{"correlation_id": "x"}')
+
+
+async def test_nodes_without_a_configured_secret_agree_on_one_through_kafka(kafka: str) -> None:
+    settings = KafkaSettings(broker=kafka, namespace=f"t-secret-{uuid.uuid4().hex[:8]}")
+
+    first_three = await asyncio.gather(*(agreed_secret(settings) for _ in range(3)))  # racing on an empty topic
+    later = await agreed_secret(settings)
+
+    assert len(set(first_three)) == 1
+    assert later == first_three[0]
+    assert len(later) == 64

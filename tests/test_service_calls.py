@@ -24,8 +24,6 @@ from .conftest import new_namespace
 from .processes import Node, system_env, wait_for
 from .test_cluster import Cluster
 
-SECRET = "test-cluster-secret"
-
 
 def plain_topics(namespace: str) -> dict[str, str]:
     return {name: f"{namespace}.{name}-requests" for name in ("plain", "misrouted", "silent", "held", "feed")}
@@ -33,9 +31,12 @@ def plain_topics(namespace: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def services_cluster(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Two nodes and the example services; plus request topics for services the tests play."""
+    """Two nodes and the example services; plus request topics for services the tests play.
+
+    No STATEGATE_CLUSTER_SECRET: hand-overs must work on a cluster started by hand.
+    """
     root = tmp_path_factory.mktemp("services")
-    cluster = Cluster(root, kafka, STATEGATE_CLUSTER_SECRET=SECRET)
+    cluster = Cluster(root, kafka)
     topics = plain_topics(cluster.namespace)
     for node in cluster.nodes:
         node.env = cluster.env = {**cluster.env, "STATEGATE_SERVICES": ",".join(f"{k}={v}" for k, v in topics.items())}

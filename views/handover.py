@@ -17,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 async def receive_handover(request: Request, node: NodeDep) -> Response:
     """204 when the waiting request got the reply; 404 when none waits (late); 403 unless signed."""
     body = await request.body()
-    if not verify(node.settings.cluster_secret, body, request.headers.get(SIGNATURE_HEADER)):
+    if not verify(node.service_calls.cluster_secret, body, request.headers.get(SIGNATURE_HEADER)):
         raise Problem(403, "Not signed with this cluster's secret.")
     try:
         correlation_id, part = read_handover(body)
