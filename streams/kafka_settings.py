@@ -27,7 +27,8 @@ class KafkaSettings(BaseSettings):
         "localhost:9092", validation_alias=AliasChoices("broker", "STATEGATE_BROKER", "KAFKA_BOOTSTRAP_SERVERS")
     )
     namespace: str = ""
-    partitions: int = Field(4, ge=1, le=1000)
+    # 12: one, two, three, four or six processes of a kind each get an equal share.
+    partitions: int = Field(12, ge=1, le=1000)
     replication_factor: int = Field(1, ge=1)
 
     # This process as a member of its groups: its id, and the URL the other

@@ -14,6 +14,7 @@ owner leaves, so a survivor takes over from data it already has.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 
 PROTOCOL = "stategate-view"
+
+log = logging.getLogger("stategate.streams.view_assignor")
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,12 @@ class ViewAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
         claims = {member_id: Claim.decode(meta.user_data) for member_id, meta in members.items()}
         partitions = len(cluster.partitions_for_topic(self.topic) or ())
         shares = plan(claims, partitions, self.standby_replicas)
+        nodes = len({claim.url for claim in claims.values()})
+        if nodes > partitions:
+            log.warning(
+                "more nodes than partitions: some nodes own no orders (raise STATEGATE_PARTITIONS)",
+                extra={"nodes": nodes, "partitions": partitions},
+            )
         cluster_map = ClusterMap(
             partitions,
             _by_url(claims, {m: s.active for m, s in shares.items()}),

@@ -17,7 +17,7 @@ from stategate.app.broker import free_port
 from .conftest import new_namespace
 from .processes import Node, Stategate, system_env, wait_for
 
-PARTITIONS = 4
+PARTITIONS = 12  # the default
 
 
 class Cluster:
@@ -338,3 +338,14 @@ def test_nodes_call_each_other_at_their_peer_urls_and_send_clients_to_advertised
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_three_nodes_each_own_an_equal_share_by_default(kafka: str, tmp_path: Path) -> None:
+    """The default partition count (12) lets 1, 2, 3, 4 or 6 nodes share the orders equally."""
+    three = Cluster(tmp_path, kafka, size=3).start()
+    try:
+        view = httpx.get(f"{three.nodes[2].url}/v1/cluster", timeout=5).json()
+        shares = sorted(len(n["partitions"]) for n in view["nodes"])
+        assert shares == [PARTITIONS // 3] * 3
+    finally:
+        three.stop()

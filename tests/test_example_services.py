@@ -26,7 +26,7 @@ from stategate.streams.example_services import EXAMPLE_SERVICES, basket, custome
 from .conftest import new_namespace
 from .processes import Stategate, system_env, wait_for
 
-PARTITIONS = 4  # the Settings default, which the services process uses
+PARTITIONS = 12  # the Settings default, which the services process uses
 REPLY_TIMEOUT = 60.0  # the first request also waits for the services' consumer group to form
 
 

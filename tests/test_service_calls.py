@@ -197,7 +197,7 @@ def test_a_reply_on_another_nodes_partition_is_handed_over(kafka: str, services_
             call = asyncio.create_task(client.get(f"{waiting.url}/v1/services/misrouted/x"))
             [request] = await service.requests(1)
             correlation_id = dict(request.headers)["correlation-id"]
-            assert partition_for(correlation_id, 4) not in other_partitions  # made for the waiting node
+            assert partition_for(correlation_id, 12) not in other_partitions  # made for the waiting node
             await service.reply(request, 200, b'{"via": "the other node"}', partition=other_partitions[0])
             return await call
 
