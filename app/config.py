@@ -25,6 +25,9 @@ class Settings(KafkaSettings):
     peer_urls: str = ""
     routing: Literal["redirect", "proxy"] = "redirect"  # proxy: forward requests to the owning node
 
+    # Browser clients on other origins: `https://shop.example,...` (CORS). Empty: no CORS headers at all.
+    cors_origins: str = ""
+
     # HTTP bounds.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_waiters: int = Field(20_000, ge=1)

@@ -9,8 +9,11 @@ arrival). They almost never hold anything; lists of 56 bytes do the same
 job.
 
 Past uvicorn's `limit_concurrency`, requests get this gateway's 503
-(problem+json with Retry-After) instead of uvicorn's plain-text one.
-Everything else is uvicorn's own code, unchanged.
+(problem+json with Retry-After) instead of uvicorn's plain-text one. A
+request line over `MAX_URL_BYTES` gets 414, headers over `MAX_HEADER_BYTES`
+431, and anything httptools cannot parse 400: problem+json with the node
+header, instead of uvicorn's plain-text 400 (and before such a request
+costs more memory). Everything else is uvicorn's own code, unchanged.
 """
 
 from __future__ import annotations
@@ -21,9 +24,15 @@ from typing import Any
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .http_answers import PROBLEM_JSON, problem_document
+from .http_answers import NODE_HEADER, PROBLEM_JSON, problem_document, title_of
 
 OVERLOADED = problem_document(503, detail="Too many open requests.")
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class RequestRefused(Exception):
+    """Raised from a parser callback to stop reading a request this node will not take."""
 
 
 class LeanEvent(asyncio.Event):
@@ -48,10 +57,44 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with `LeanEvent`s and a list pipeline instead of deques."""
 
     retry_after_seconds = 1
+    node_id = b""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline = Pipeline()  # type: ignore[assignment]
+        self.header_bytes = 0
+        self.refusal: tuple[int, str] | None = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            self.refusal = (414, f"The request target is longer than {MAX_URL_BYTES} bytes.")
+            raise RequestRefused()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self.refusal = (431, f"The request's headers are larger than {MAX_HEADER_BYTES} bytes.")
+            raise RequestRefused()
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request httptools could not read, or one refused above, with problem+json; then close."""
+        status, detail = self.refusal or (400, "The request is not valid HTTP/1.1.")
+        body = problem_document(status, detail=detail)
+        head = [
+            f"HTTP/1.1 {status} {title_of(status)}".encode(),
+            b"content-type: " + PROBLEM_JSON.encode(),
+            b"content-length: " + str(len(body)).encode(),
+            NODE_HEADER.encode() + b": " + self.node_id,
+            b"connection: close",
+        ]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -81,11 +124,12 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         await send({"type": "http.response.body", "body": OVERLOADED})
 
 
-def node_http_protocol(retry_after_seconds: int) -> type[LeanHttpToolsProtocol]:
-    """The protocol class a node gives uvicorn, answering overload with this Retry-After."""
+def node_http_protocol(retry_after_seconds: int, node_id: str = "") -> type[LeanHttpToolsProtocol]:
+    """The protocol class a node gives uvicorn: overload answered with this Retry-After, answers named by node."""
 
     class NodeHttpProtocol(LeanHttpToolsProtocol):
         pass
 
     NodeHttpProtocol.retry_after_seconds = retry_after_seconds
+    NodeHttpProtocol.node_id = node_id.encode()
     return NodeHttpProtocol

@@ -1,9 +1,15 @@
-"""Structured logging: one line per event, `key=value` fields, the node id on every line."""
+"""Structured logging: one line per event, `key=value` fields, the node id on every line.
+
+Quiet by default: one line per thing that matters. The HTTP clients' request
+lines (peer probes every second), uvicorn's access log and the Kafka
+clients' INFO chatter stay below the default level.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -52,6 +58,25 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class StartupTransients(logging.Filter):
+    """Drop the retriable errors aiokafka logs while a fresh broker elects its group coordinators.
+
+    A process that starts with (or just after) its broker logs
+    `GroupCoordinatorNotAvailableError` at ERROR once or twice and then
+    joins; that is normal. After `grace` seconds the same error passes,
+    because then it means the coordinator is really away.
+    """
+
+    MESSAGES = frozenset({"Group Coordinator Request failed: %s"})
+
+    def __init__(self, grace: float = 30.0) -> None:
+        super().__init__()
+        self.until = time.time() + grace
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg in self.MESSAGES and record.created < self.until)
+
+
 def configure_logging(node_id: str, level: str = "INFO", kafka_level: str = "WARNING") -> None:
     """Log to stderr at `level`; Kafka client chatter only from `kafka_level` up.
 
@@ -61,9 +86,11 @@ def configure_logging(node_id: str, level: str = "INFO", kafka_level: str = "WAR
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter(node_id))
     handler.addFilter(RepeatFilter())
+    handler.addFilter(StartupTransients())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(kafka_level.upper())
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for chatty in ("uvicorn.access", "httpx", "httpcore"):  # a line per request; peers probe every second
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -70,7 +70,7 @@ def create_server(settings: Settings, create_api: ApiFactory) -> NodeServer:
     config = uvicorn.Config(
         _WithLifespan(api, lifespan_app),
         interface="asgi3",
-        http=node_http_protocol(settings.retry_after_seconds),
+        http=node_http_protocol(settings.retry_after_seconds, settings.node_id),
         host=settings.host,
         port=settings.port,
         loop="none",

@@ -84,3 +84,7 @@ def test_stategate_dev_runs_two_nodes_and_places_a_validated_order(tmp_path: Pat
     finally:
         assert stop(process, timeout=60) < 60
     assert not processes_mentioning(str(tmp_path)), "a child of stategate dev outlived it"
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if " ERROR " in line] == []  # a fresh broker's coordinator election is normal
+    assert [line for line in lines if "/healthz" in line or "HTTP Request:" in line] == []  # peer probes
+    assert len(lines) < 100, "\n".join(lines)

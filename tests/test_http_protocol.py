@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 
@@ -118,3 +119,36 @@ def test_past_the_connection_limit_the_answer_is_problem_json_with_retry_after()
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["retry-after"] == "7"
     assert answer.json()["status"] == 503
+
+
+def raw_exchange(base_url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the answer until the server closes: status, headers, body."""
+    port = int(base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 17000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(3000)) + b"\r\n", 431),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    ],
+    ids=["long-url", "long-header", "many-headers", "garbage"],
+)
+def test_requests_the_parser_refuses_get_problem_json_from_the_node(request_bytes: bytes, status: int) -> None:
+    with serving(node_http_protocol(retry_after_seconds=1, node_id="node-7")) as base_url:
+        answered, headers, body = raw_exchange(base_url, request_bytes)
+    assert answered == status
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["x-stategate-node"] == "node-7"
+    assert orjson.loads(body)["status"] == status

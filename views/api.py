@@ -1,6 +1,7 @@
 """The HTTP application of one gateway node.
 
-uvicorn ─► LongPolls (parks long-polls, views/long_poll.py)
+uvicorn ─► CORSMiddleware (only with STATEGATE_CORS_ORIGINS)
+        ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
         ─► OrderPosts (places plainly valid orders, views/order_posts.py)
         ─► ServiceRequests (plainly valid service calls, views/service_requests.py)
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
 
 from . import cluster, handover, inventory, operations, orders, service_calls
 from .long_poll import LongPolls
@@ -20,6 +22,9 @@ from .middleware import GatewayMiddleware
 from .order_posts import OrderPosts
 from .problems import install_problem_handlers
 from .service_requests import ServiceRequests
+
+EXPOSED_HEADERS = ("location", "etag", "retry-after", "preference-applied", "x-stategate-node")
+"""Response headers a browser script on an allowed origin may read."""
 
 if TYPE_CHECKING:
     from stategate.app.node import Node
@@ -32,6 +37,7 @@ def create_api(node: Node) -> Any:
         version="0.1.0",
         summary="HTTP request/response over Kafka: place an order and wait for its state.",
     )
+    api.router.redirect_slashes = False  # its Location would come from the Host header
     api.state.node = node
     install_problem_handlers(api)
     api.include_router(orders.router)
@@ -47,4 +53,15 @@ def create_api(node: Node) -> Any:
     calls = ServiceRequests(api, node, call_route)
     posts = OrderPosts(calls, node, post_route)
     gateway = GatewayMiddleware(posts, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
-    return LongPolls(gateway, node)
+    app: Any = LongPolls(gateway, node)
+    origins = [origin.strip() for origin in node.settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["content-type", "idempotency-key", "if-none-match", "prefer"],
+            expose_headers=[*EXPOSED_HEADERS],
+            max_age=600,
+        )
+    return app

@@ -1,4 +1,4 @@
-"""ASGI middleware: the node header, the body-size bound and request metrics.
+"""ASGI middleware: the node header, the body-size bound, HEAD, and request metrics.
 
 Written as plain ASGI (not BaseHTTPMiddleware) so that the views can still
 hear `http.disconnect` from the client while a request is parked.
@@ -15,9 +15,12 @@ from stategate.app.metrics import Metrics
 
 from .problems import Problem, raw_problem
 
+SERVICE_CALLS = "/v1/services/"
+"""Service calls pass every method, HEAD included, on to the service."""
+
 
 class GatewayMiddleware:
-    """Adds `X-Stategate-Node`, answers 413 past `max_body` bytes, counts requests."""
+    """Adds `X-Stategate-Node`, answers 413 past `max_body` bytes, HEAD as a GET without body; counts requests."""
 
     def __init__(self, app: ASGIApp, node_id: str, max_body: int, metrics: Metrics) -> None:
         self.app = app
@@ -31,12 +34,17 @@ class GatewayMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        method = scope["method"]
+        if method == "HEAD" and not scope["path"].startswith(SERVICE_CALLS):
+            scope = {**scope, "method": "GET"}  # every GET route answers HEAD: same status and headers, no body
 
         async def send_with_header(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), self.node_header]
+            elif method == "HEAD" and message.get("body"):
+                message = {**message, "body": b""}
             await send(message)
 
         body = await self._read_body(scope, receive)
@@ -47,7 +55,7 @@ class GatewayMiddleware:
             await self.app(scope, replay(whole_body, receive), send_with_header)
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")
-        self.metrics.observe_request(scope["method"], path, status, time.perf_counter() - started)
+        self.metrics.observe_request(method, path, status, time.perf_counter() - started)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole request body, or None when it is larger than allowed."""
