@@ -338,3 +338,13 @@ def test_sigterm_answers_a_waiting_service_request_with_503(kafka: str, tmp_path
         assert node.stop() == 0
     finally:
         node.stop()
+
+
+def test_the_gateway_keeps_its_own_timeout_parameter_and_refuses_a_zero_wait(services_cluster: Cluster) -> None:
+    node = services_cluster.nodes[0]
+    echoed = httpx.get(f"{node.url}/v1/services/echo/x?a=1&timeout=5&b=%20c", timeout=30)
+    assert echoed.status_code == 200, echoed.text
+    assert echoed.json()["path"] == "/x?a=1&b=%20c"  # the rest of the query exactly as sent
+    zero = httpx.get(f"{node.url}/v1/services/echo/x?timeout=0", timeout=30)
+    assert zero.status_code == 422
+    assert zero.headers["content-type"] == "application/problem+json"

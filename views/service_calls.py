@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
@@ -29,6 +30,10 @@ from .wait_params import DEFAULT_WAIT_SECONDS, MAX_PREFER_LENGTH, MAX_WAIT_SECON
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MAX_SERVICE_LENGTH = 64
+MAX_PATH_LENGTH = 2048
+GATEWAY_PARAMETERS = frozenset({"timeout"})
+"""Query parameters the gateway reads itself and does not pass on to the service."""
 NDJSON = "application/x-ndjson"
 
 
@@ -54,10 +59,15 @@ class StreamFailed(Exception):
 async def call_service(
     request: Request,
     node: NodeDep,
-    service: Annotated[str, Path(max_length=64)],
-    path: Annotated[str, Path(max_length=2048)],
+    service: Annotated[str, Path(max_length=MAX_SERVICE_LENGTH)],
+    path: Annotated[str, Path(max_length=MAX_PATH_LENGTH)],
     timeout: Annotated[
-        float | None, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the reply (default 10).")
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_WAIT_SECONDS,
+            description="Seconds to wait for the reply (default 10); the gateway's own, not passed to the service.",
+        ),
     ] = None,
     prefer: Annotated[str | None, Header(max_length=MAX_PREFER_LENGTH)] = None,
 ) -> Response:
@@ -66,9 +76,15 @@ async def call_service(
     return await call_and_answer(request, node, service, path, wait)
 
 
+def service_query(query: str) -> str:
+    """The query string without the gateway's own parameters, the rest byte for byte as the client sent it."""
+    kept = [part for part in query.split("&") if part and unquote_plus(part.split("=", 1)[0]) not in GATEWAY_PARAMETERS]
+    return "&".join(kept)
+
+
 async def call_and_answer(request: Request, node: Node, service: str, path: str, wait: float) -> Response:
     """Everything a service call does once its parameters are read; shared with views/service_requests.py."""
-    query = request.scope.get("query_string", b"").decode("latin-1")
+    query = service_query(request.scope.get("query_string", b"").decode("latin-1"))
     service_path = "/" + path + (f"?{query}" if query else "")
     calls = node.service_calls
     try:

@@ -18,13 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stategate.app.node import Node
 
 from .problems import Problem, problem_response
-from .service_calls import METHODS, call_and_answer
-from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, SECONDS, prefer_wait
+from .service_calls import MAX_PATH_LENGTH, MAX_SERVICE_LENGTH, METHODS, call_and_answer
+from .wait_params import DEFAULT_WAIT_SECONDS, MAX_PREFER_LENGTH, MAX_WAIT_SECONDS, SECONDS, prefer_wait
 
 PREFIX = "/v1/services/"
-MAX_SERVICE_LENGTH = 64
-MAX_PATH_LENGTH = 2048
-MAX_PREFER_LENGTH = 256
 
 
 class ServiceRequests:
@@ -59,8 +56,8 @@ def _read_call(scope: Scope) -> tuple[str, str, float] | None:
         return None
     timeouts = [value for name, value in parse_qsl(scope["query_string"].decode("latin-1")) if name == "timeout"]
     if timeouts:
-        if len(timeouts) > 1 or not SECONDS.fullmatch(timeouts[0]) or float(timeouts[0]) > MAX_WAIT_SECONDS:
-            return None
+        if len(timeouts) > 1 or not SECONDS.fullmatch(timeouts[0]) or not 0 < float(timeouts[0]) <= MAX_WAIT_SECONDS:
+            return None  # FastAPI answers 422
         return service, path, float(timeouts[0])
     prefers = [value for name, value in scope["headers"] if name == b"prefer"]
     if len(prefers) > 1 or (prefers and len(prefers[0]) > MAX_PREFER_LENGTH):
