@@ -8,6 +8,7 @@ NodeStopping      503 + Retry-After   the node sends no more service requests
 OrderMoved        307 (or 503)        the order's partition moved to another node
 TwoOrderIds       422                 an order named by both its id and an Idempotency-Key
 UnknownService    404                 no service of that name is configured
+NoAnswer          504                 a service the gateway asked itself did not answer in time
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from stategate.streams.commands import KafkaUnavailable
 
 __all__ = [
     "KafkaUnavailable",
+    "NoAnswer",
     "NodeStopping",
     "OrderMoved",
     "ShuttingDown",
@@ -40,6 +42,10 @@ class OrderMoved(Exception):
 
 class TwoOrderIds(ValueError):
     """An order named by both its `id` and an Idempotency-Key: which one decides would be a guess."""
+
+
+class NoAnswer(Exception):
+    """A service the gateway asked for its own answer (not a client's call) did not answer in time."""
 
 
 class UnknownService(Exception):

@@ -146,6 +146,13 @@ class OrderService:
         """The newest version of an order known to this node."""
         return self.view.get(order_id) or self._written.get(order_id)
 
+    async def find(self, order_id: str) -> Order | None:
+        """The order from this node's view when it owns the order, else from the live node that does."""
+        owner = self.owner_of(order_id)
+        if owner.is_self or owner.url is None or self.ask_owner is None:
+            return self.lookup(order_id)
+        return await self.ask_owner(owner.url, order_id)
+
     def owner_elsewhere(self, new: NewOrder, idempotency_key: str | None) -> str | None:
         """The URL of the live node that owns the order the client named, when that is not this node."""
         order_id = client_order_id(new, idempotency_key)

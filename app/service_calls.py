@@ -24,6 +24,8 @@ from aiokafka import ConsumerRecord
 
 from stategate.streams.commands import CommandProducer
 from stategate.streams.example_services import EXAMPLE_SERVICES
+from stategate.streams.inventory_reads import INVENTORY_SERVICE as INVENTORY_SERVICE  # for views/inventory.py
+from stategate.streams.order_checks import ORDER_FLOW_SERVICES
 from stategate.streams.replies import ReplyConsumer, partition_for
 
 from .config import Settings
@@ -37,7 +39,8 @@ log = logging.getLogger("stategate.services")
 
 def service_topics(settings: Settings) -> dict[str, str]:
     """Service name → request topic: the examples (namespaced), then `STATEGATE_SERVICES` (as given)."""
-    topics = {name: settings.topic(topic) for name, topic in EXAMPLE_SERVICES.items()}
+    built_in = {**ORDER_FLOW_SERVICES, **EXAMPLE_SERVICES}
+    topics = {name: settings.topic(topic) for name, topic in built_in.items()}
     for entry in filter(None, (part.strip() for part in settings.services.split(","))):
         name, equals, topic = entry.partition("=")
         if not equals or not name.strip() or not topic.strip():
@@ -126,6 +129,17 @@ class ServiceCalls:
             self.finish(call)
             raise
         return call
+
+    async def ask(self, service: str, path: str, wait: float) -> ReplyPart | None:
+        """GET `path` from `service` for the gateway itself: its whole reply, or None after `wait` seconds.
+
+        Raises what `send` raises.
+        """
+        call = await self.send(service, "GET", path, "application/json", b"")
+        try:
+            return await call.next_part(wait)
+        finally:
+            self.finish(call)
 
     def close(self, grace: float) -> None:
         """Send no more requests; after `grace` seconds, end the calls still waiting.

@@ -20,10 +20,12 @@ order_steps.py. Six records per order, none of them a separate changelog.
 from __future__ import annotations
 
 from .admin import TopicSpec, topics_of
+from .customer_orders import CUSTOMER_ORDERS_REQUESTS, CUSTOMER_ORDERS_SERVICE, CustomerOrders
 from .details_check import DetailsCheck
 from .faust_app import StategateApp, create_faust_app
 from .fraud_check import FraudCheck
 from .inventory_check import InventoryCheck
+from .inventory_reads import INVENTORY_REQUESTS, INVENTORY_SERVICE, InventoryReads
 from .kafka_settings import KafkaSettings
 from .records import Order
 from .relay import Forward, Relay
@@ -39,6 +41,11 @@ from .topics import (
 )
 
 SERVICES_APP_ID = "stategate-services"
+ORDER_FLOW_SERVICES: dict[str, str] = {
+    INVENTORY_SERVICE: INVENTORY_REQUESTS,
+    CUSTOMER_ORDERS_SERVICE: CUSTOMER_ORDERS_REQUESTS,
+}
+"""The services that read the order flow's tables: name -> request topic, before the namespace."""
 
 
 class OrderServices:
@@ -55,6 +62,10 @@ class OrderServices:
         self.details = DetailsCheck(app, self.topics.orders, self.orders_by_customer, self.orders_rejected)
         self.fraud = FraudCheck(app, self.orders_by_customer, settings)
         self.inventory = InventoryCheck(app, self.orders_by_product, self.topics.warehouse_inventory, settings)
+        self.inventory_requests = raw_topic(app, INVENTORY_REQUESTS, settings)
+        self.inventory_reads = InventoryReads(app, self.inventory_requests, self.inventory)
+        self.customer_orders_requests = raw_topic(app, CUSTOMER_ORDERS_REQUESTS, settings)
+        self.customer_orders = CustomerOrders(app, self.orders_by_customer, self.customer_orders_requests, settings)
         self.relay = Relay(
             settings,
             {
@@ -73,6 +84,8 @@ class OrderServices:
             self.orders_by_customer,
             self.orders_by_product,
             self.orders_rejected,
+            self.inventory_requests,
+            self.customer_orders_requests,
         ]
         return topics_of(self.app, topics, self.settings.partitions)
 
@@ -85,4 +98,4 @@ def _order_id(order: Order) -> str:
     return order.id
 
 
-__all__ = ["SERVICES_APP_ID", "OrderServices"]
+__all__ = ["ORDER_FLOW_SERVICES", "SERVICES_APP_ID", "OrderServices"]

@@ -349,3 +349,27 @@ def test_three_nodes_each_own_an_equal_share_by_default(kafka: str, tmp_path: Pa
         assert shares == [PARTITIONS // 3] * 3
     finally:
         three.stop()
+
+
+def test_a_customers_orders_are_listed_from_any_node_whichever_owns_them(cluster: Cluster) -> None:
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    placed = []
+    for node in (*cluster.nodes, *cluster.nodes):  # server-made ids stay on the node that made them
+        answer = httpx.post(
+            f"{node.url}/v1/orders?wait_for=VALIDATED&timeout=30", json=order_body(customer_id=customer), timeout=40
+        )
+        assert answer.status_code == 201, answer.text
+        placed.append(answer.json()["id"])
+    owners = {cluster.nodes[0].url: 0, cluster.nodes[1].url: 0}
+    for order_id in placed:
+        where = httpx.get(f"{cluster.nodes[0].url}/v1/orders/{order_id}", timeout=10)
+        owners[cluster.nodes[1].url if where.status_code == 307 else cluster.nodes[0].url] += 1
+    assert all(owners.values()), owners  # both nodes own some of them
+
+    for node in cluster.nodes:
+
+        def listed(url: str = node.url) -> list[str]:
+            answer = httpx.get(f"{url}/v1/orders", params={"customer_id": customer}, timeout=15)
+            return [order["id"] for order in answer.json()["orders"]]
+
+        wait_for(lambda: listed() == placed[::-1], 30, f"{node.node_id} to list all four, newest first")

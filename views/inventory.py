@@ -1,18 +1,22 @@
-"""`/v1/inventory`: the warehouse's stock levels, written to `warehouse-inventory`."""
+"""`/v1/inventory`: the warehouse's stock levels, written to `warehouse-inventory`, read from the inventory service."""
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from stategate.app.errors import KafkaUnavailable
+from stategate.app.service_calls import INVENTORY_SERVICE
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .problems import PROBLEM_DOCS, unavailable
+from .service_calls import call_and_answer
+from .wait_params import DEFAULT_WAIT_SECONDS
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 
@@ -43,3 +47,22 @@ async def put_stock(
     except KafkaUnavailable as exc:
         raise unavailable(str(exc), node.settings.retry_after_seconds) from None
     return JSONResponse({"product": level.product, "stock": level.stock})
+
+
+@router.get(
+    "/{product}",
+    summary="Read a product's stock, reserved and available units",
+    responses={
+        200: {"description": "`{product, stock, reserved, available}`, as the inventory service holds them."},
+        404: {"description": "The warehouse never stocked the product (problem+json)."},
+        504: {"description": "The inventory service did not answer in time (problem+json)."},
+        **PROBLEM_DOCS,
+    },
+)
+async def get_stock(
+    request: Request,
+    node: NodeDep,
+    product: Annotated[str, Path(min_length=1, max_length=64, pattern=r"\S")],
+) -> Response:
+    """Asked of the inventory service, which owns this state, over the gateway's own request/response path."""
+    return await call_and_answer(request, node, INVENTORY_SERVICE, quote(product, safe=""), DEFAULT_WAIT_SECONDS)

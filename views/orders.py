@@ -9,11 +9,22 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import RedirectResponse, Response
 
-from stategate.app.errors import KafkaUnavailable, OrderMoved, ShuttingDown, TooManyWaiters, TwoOrderIds
+from stategate.app.customer_orders import orders_of_customer
+from stategate.app.errors import (
+    KafkaUnavailable,
+    NoAnswer,
+    NodeStopping,
+    OrderMoved,
+    ShuttingDown,
+    TooManyCalls,
+    TooManyWaiters,
+    TwoOrderIds,
+)
 from stategate.app.http_answers import retry_after
 from stategate.app.node import Node
 from stategate.app.orders import ORDER_ID_PATTERN, Condition, NewOrder, Order, Where, differs_from, reaches
@@ -21,7 +32,7 @@ from stategate.app.orders import ORDER_ID_PATTERN, Condition, NewOrder, Order, W
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
-from .problems import PROBLEM_DOCS, invalid, no_such_order, response_doc, retry_after_doc, unavailable
+from .problems import PROBLEM_DOCS, Problem, invalid, no_such_order, response_doc, retry_after_doc, unavailable
 from .proxy import forward, proxying
 from .redirects import after_move, to_owner
 from .wait_params import (
@@ -40,6 +51,7 @@ from .wait_params import (
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 NAME_PATTERN = r"\S"
+MAX_LISTED_ORDERS = 100
 
 
 class OrderIn(BaseModel):
@@ -254,3 +266,28 @@ async def _wait(
         raise unavailable("Too many parked requests on this node.", node.settings.retry_after_seconds) from None
     except ShuttingDown:
         raise unavailable("This node is shutting down.", node.settings.retry_after_seconds) from None
+
+
+@router.get(
+    "",
+    summary="List a customer's orders, newest first",
+    responses={
+        200: response_doc("The customer's newest orders (`orders`) and how many the index knows (`known`)."),
+        504: response_doc("The customer index did not answer in time (problem+json)."),
+        **PROBLEM_DOCS,
+    },
+)
+async def list_customer_orders(
+    node: NodeDep,
+    customer_id: Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)],
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED_ORDERS, description="At most this many orders.")] = 20,
+) -> Response:
+    """The customer's orders, each as its owning node holds it; an order still on its way is left out."""
+    try:
+        listed = await orders_of_customer(node.service_calls, node.orders, customer_id, limit, DEFAULT_WAIT_SECONDS)
+    except NoAnswer:
+        raise Problem(504, "The customer index did not answer in time.") from None
+    except (KafkaUnavailable, TooManyCalls, NodeStopping):
+        raise unavailable("The customer index cannot be asked right now.", node.settings.retry_after_seconds) from None
+    body = {"customer_id": listed.customer_id, "known": listed.known, "orders": [o.as_dict() for o in listed.orders]}
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,83 @@
+"""The `customer-orders` service: the ids of a customer's orders, newest first.
+
+Orders are spread over the gateway's nodes by id; nothing else knows a
+customer's orders together. This agent indexes them from
+`orders-by-customer` (keyed by customer, so the index of one customer lives
+on one partition) into the table `customer-orders`, and the service answers
+`GET /{customer}` from it. Adding an id that is already there changes
+nothing, so a record replayed after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote
+
+import faust
+import orjson
+from faust.types import StreamT
+
+from .faust_app import json_table
+from .kafka_settings import KafkaSettings
+from .order_steps import OrderStep
+from .records import RecordError, read_object
+from .service_sdk import Reply, Service, ServiceError, ServiceRequest
+
+CUSTOMER_ORDERS_SERVICE = "customer-orders"
+CUSTOMER_ORDERS_REQUESTS = "customer-orders-requests"
+MAX_ORDERS_KEPT = 1000
+"""The newest this many order ids per customer are kept."""
+
+log = logging.getLogger("stategate.streams.customer_orders")
+
+
+def with_order(ids: list[str], order_id: str, keep: int = MAX_ORDERS_KEPT) -> list[str]:
+    """The customer's order ids, oldest first, with `order_id` added once and at most `keep` kept."""
+    if order_id in ids:
+        return ids
+    return [*ids, order_id][-keep:]
+
+
+def read_ids(value: bytes | None) -> list[str]:
+    """The ids in a table value (`{"orders": [...]}`); none for a customer not seen yet."""
+    if value is None:
+        return []
+    return [str(order_id) for order_id in read_object(value).get("orders") or []]
+
+
+class CustomerOrders:
+    """The indexing agent, its table and the `customer-orders` service, registered on a Faust app."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        orders_by_customer: faust.types.TopicT,
+        requests: faust.types.TopicT,
+        settings: KafkaSettings,
+    ) -> None:
+        self.table = json_table(app, "customer-orders", settings)
+        app.agent(orders_by_customer, name="index-customer-orders")(self._index)
+        Service(app, CUSTOMER_ORDERS_SERVICE, requests).handler(self.handle)
+
+    async def _index(self, stream: StreamT[bytes]) -> None:
+        async for value in stream:
+            try:
+                order = OrderStep.from_json(value).order
+            except RecordError as exc:
+                log.warning("skipping unreadable order step", extra={"error": str(exc)})
+                continue
+            key = order.customer_id.encode()
+            ids = read_ids(self.table.get(key))
+            updated = with_order(ids, order.id)
+            if updated is not ids:
+                self.table[key] = orjson.dumps({"orders": updated})
+
+    async def handle(self, request: ServiceRequest) -> Reply:
+        """`GET /{customer}`: `{"customer_id", "orders": [id, ...]}`, newest first (empty for a new customer)."""
+        if request.method != "GET":
+            raise ServiceError(405, headers={"allow": "GET"})
+        if len(request.segments) != 1:
+            raise ServiceError(404, "Customers live at /{customer}.")
+        customer = unquote(request.segments[0])
+        ids = read_ids(self.table.get(customer.encode()))
+        return Reply(200, {"customer_id": customer, "orders": ids[::-1]})
