@@ -15,6 +15,10 @@ scale out by running more `stategate services` processes. A check's table
 changelog is also its output, so state and verdict are written as one
 record, and every step skips what it has already applied: see
 order_steps.py. Six records per order, none of them a separate changelog.
+
+Beside the line, two services read its tables for the gateway: `inventory`
+(a product's stock) and `customer-orders` (an index of each customer's
+order ids, kept by its own agent on `orders-by-customer`).
 """
 
 from __future__ import annotations
