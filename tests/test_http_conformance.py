@@ -95,3 +95,20 @@ def test_cors_allows_only_the_listed_origins(cors_node: System) -> None:
     other = httpx.options(f"{cors_node.url}/v1/orders", headers={**PREFLIGHT, "Origin": "https://evil.example"})
     assert other.status_code == 400
     assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize("raw_id", ["%FF", "%EF%BF%BD", "a%00b", "%20x"])
+def test_an_order_id_that_cannot_exist_is_422_and_never_another_id(system: System, raw_id: str) -> None:
+    for params in ({}, {"wait_for": "VALIDATED", "timeout": "1"}):
+        answer = httpx.get(f"{system.url}/v1/orders/{raw_id}", params=params, timeout=10)
+        assert answer.status_code == 422, (raw_id, params, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("field", ["customer_id", "product"])
+@pytest.mark.parametrize("text", ["a\x00b", "line\nbreak", "\x1b[31mred"])
+def test_control_characters_in_an_order_are_422(system: System, field: str, text: str) -> None:
+    body = {"customer_id": "c", "product": "p", "quantity": 1, "price": 1.0, field: text}
+    answer = httpx.post(f"{system.url}/v1/orders", json=body, timeout=10)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"

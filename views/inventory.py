@@ -14,6 +14,7 @@ from stategate.app.service_calls import INVENTORY_SERVICE
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
+from .input_limits import MAX_NAME_LENGTH, NAME_PATTERN
 from .problems import PROBLEM_DOCS, unavailable
 from .service_calls import call_and_answer
 from .wait_params import DEFAULT_WAIT_SECONDS
@@ -38,7 +39,7 @@ class StockIn(BaseModel):
 async def put_stock(
     request: Request,
     node: NodeDep,
-    product: Annotated[str, Path(min_length=1, max_length=64, pattern=r"\S")],
+    product: Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)],
 ) -> JSONResponse:
     """Write `{"stock": N}` for the product to Kafka."""
     body = await json_body(request, StockIn)
@@ -62,7 +63,7 @@ async def put_stock(
 async def get_stock(
     request: Request,
     node: NodeDep,
-    product: Annotated[str, Path(min_length=1, max_length=64, pattern=r"\S")],
+    product: Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)],
 ) -> Response:
     """Asked of the inventory service, which owns this state, over the gateway's own request/response path."""
     return await call_and_answer(request, node, INVENTORY_SERVICE, quote(product, safe=""), DEFAULT_WAIT_SECONDS)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -24,24 +25,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stategate.app.errors import ShuttingDown, TooManyWaiters
 from stategate.app.http_answers import NODE_HEADER, retry_after
 from stategate.app.node import Node
-from stategate.app.orders import Condition, Order, differs_from, reaches
+from stategate.app.orders import ORDER_ID_PATTERN, Condition, Order, differs_from, reaches
 from stategate.app.waiters import Ending, Outcome, Waiter
 
+from .input_limits import MAX_IF_NONE_MATCH_LENGTH, MAX_ORDER_ID_LENGTH, MAX_PREFER_LENGTH
 from .problems import Problem, no_such_order, raw_headers, raw_problem, unavailable
 from .proxy import FORWARDED_BY, path_and_query
-from .wait_params import (
-    MAX_IF_NONE_MATCH_LENGTH,
-    MAX_ORDER_ID_LENGTH,
-    MAX_PREFER_LENGTH,
-    MAX_WAIT_SECONDS,
-    entity_tags,
-    prefer_wait,
-    read_wait_query,
-)
+from .wait_params import MAX_WAIT_SECONDS, entity_tags, prefer_wait, read_wait_query
 
 log = logging.getLogger("stategate.views")
 
 ORDERS_PREFIX = "/v1/orders/"
+ORDER_ID = re.compile(ORDER_ID_PATTERN)
 ROUTE = "/v1/orders/{order_id}"
 Headers = list[tuple[bytes, bytes]]
 
@@ -66,7 +61,7 @@ def parse_long_poll(scope: Scope) -> LongPoll | None:
     if scope["method"] != "GET" or not scope["path"].startswith(ORDERS_PREFIX):
         return None
     order_id: str = scope["path"][len(ORDERS_PREFIX) :]
-    if not 0 < len(order_id) <= MAX_ORDER_ID_LENGTH or "/" in order_id:
+    if len(order_id) > MAX_ORDER_ID_LENGTH or not ORDER_ID.match(order_id):
         return None
     headers = dict(scope["headers"])
     if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:

@@ -23,10 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stategate.app.node import Node
 
+from .input_limits import MAX_IDEMPOTENCY_KEY_LENGTH
 from .middleware import replay
 from .orders import OrderIn, place_and_answer
 from .problems import Problem, problem_response
-from .wait_params import MAX_IDEMPOTENCY_KEY_LENGTH, read_wait_query
+from .wait_params import read_wait_query
 
 log = logging.getLogger("stategate.views")
 

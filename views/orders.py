@@ -32,15 +32,19 @@ from stategate.app.orders import ORDER_ID_PATTERN, Condition, NewOrder, Order, W
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
+from .input_limits import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_IF_NONE_MATCH_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_ORDER_ID_LENGTH,
+    MAX_PREFER_LENGTH,
+    NAME_PATTERN,
+)
 from .problems import PROBLEM_DOCS, Problem, invalid, no_such_order, response_doc, retry_after_doc, unavailable
 from .proxy import forward, proxying
 from .redirects import after_move, to_owner
 from .wait_params import (
     DEFAULT_WAIT_SECONDS,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-    MAX_IF_NONE_MATCH_LENGTH,
-    MAX_ORDER_ID_LENGTH,
-    MAX_PREFER_LENGTH,
     MAX_WAIT_FOR_LENGTH,
     MAX_WAIT_SECONDS,
     entity_tags,
@@ -50,7 +54,6 @@ from .wait_params import (
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
-NAME_PATTERN = r"\S"
 MAX_LISTED_ORDERS = 100
 
 
@@ -59,8 +62,8 @@ class OrderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, strict=True)
-    product: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, strict=True)
+    customer_id: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN, strict=True)
+    product: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN, strict=True)
     quantity: int = Field(ge=1, le=1_000_000, strict=True)
     price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, strict=True)
     id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN, strict=True)
@@ -198,7 +201,7 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
 async def get_order(
     request: Request,
     node: NodeDep,
-    order_id: Annotated[str, Path(min_length=1, max_length=MAX_ORDER_ID_LENGTH)],
+    order_id: Annotated[str, Path(min_length=1, max_length=MAX_ORDER_ID_LENGTH, pattern=ORDER_ID_PATTERN)],
     wait_for: WaitFor = None,
     timeout: Timeout = None,
     if_none_match: Annotated[str | None, Header(max_length=MAX_IF_NONE_MATCH_LENGTH)] = None,
@@ -279,7 +282,7 @@ async def _wait(
 )
 async def list_customer_orders(
     node: NodeDep,
-    customer_id: Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)],
+    customer_id: Annotated[str, Query(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)],
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED_ORDERS, description="At most this many orders.")] = 20,
 ) -> Response:
     """The customer's orders, each as its owning node holds it; an order still on its way is left out."""

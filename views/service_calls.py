@@ -24,14 +24,13 @@ from stategate.app.service_calls import PendingCall
 
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
+from .input_limits import MAX_PREFER_LENGTH, MAX_SERVICE_LENGTH, MAX_SERVICE_PATH_LENGTH
 from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
-from .wait_params import DEFAULT_WAIT_SECONDS, MAX_PREFER_LENGTH, MAX_WAIT_SECONDS, prefer_wait
+from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, prefer_wait
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-MAX_SERVICE_LENGTH = 64
-MAX_PATH_LENGTH = 2048
 GATEWAY_PARAMETERS = frozenset({"timeout"})
 """Query parameters the gateway reads itself and does not pass on to the service."""
 NDJSON = "application/x-ndjson"
@@ -60,7 +59,7 @@ async def call_service(
     request: Request,
     node: NodeDep,
     service: Annotated[str, Path(max_length=MAX_SERVICE_LENGTH)],
-    path: Annotated[str, Path(max_length=MAX_PATH_LENGTH)],
+    path: Annotated[str, Path(max_length=MAX_SERVICE_PATH_LENGTH)],
     timeout: Annotated[
         float | None,
         Query(

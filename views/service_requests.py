@@ -17,9 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stategate.app.node import Node
 
+from .input_limits import MAX_PREFER_LENGTH, MAX_SERVICE_LENGTH, MAX_SERVICE_PATH_LENGTH
 from .problems import Problem, problem_response
-from .service_calls import MAX_PATH_LENGTH, MAX_SERVICE_LENGTH, METHODS, call_and_answer
-from .wait_params import DEFAULT_WAIT_SECONDS, MAX_PREFER_LENGTH, MAX_WAIT_SECONDS, SECONDS, prefer_wait
+from .service_calls import METHODS, call_and_answer
+from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, SECONDS, prefer_wait
 
 PREFIX = "/v1/services/"
 
@@ -52,7 +53,7 @@ def _read_call(scope: Scope) -> tuple[str, str, float] | None:
     if scope["method"] not in METHODS or not scope["path"].startswith(PREFIX):
         return None
     service, _, path = scope["path"][len(PREFIX) :].partition("/")
-    if not 0 < len(service) <= MAX_SERVICE_LENGTH or len(path) > MAX_PATH_LENGTH:
+    if not 0 < len(service) <= MAX_SERVICE_LENGTH or len(path) > MAX_SERVICE_PATH_LENGTH:
         return None
     timeouts = [value for name, value in parse_qsl(scope["query_string"].decode("latin-1")) if name == "timeout"]
     if timeouts:

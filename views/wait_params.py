@@ -21,10 +21,6 @@ from .problems import invalid
 DEFAULT_WAIT_SECONDS = 10.0
 MAX_WAIT_SECONDS = 60.0
 MAX_WAIT_FOR_LENGTH = 64
-MAX_ORDER_ID_LENGTH = 64
-MAX_IF_NONE_MATCH_LENGTH = 1024
-MAX_PREFER_LENGTH = 256
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)")
 SECONDS = re.compile(r"\d{1,6}(?:\.\d{1,6})?")
 
