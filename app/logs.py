@@ -63,11 +63,12 @@ class StartupTransients(logging.Filter):
 
     A process that starts with (or just after) its broker logs
     `GroupCoordinatorNotAvailableError` at ERROR once or twice and then
-    joins; that is normal. After `grace` seconds the same error passes,
+    joins, and a topic another process is creating right now is "not found";
+    that is normal. After `grace` seconds the same error passes,
     because then it means the coordinator is really away.
     """
 
-    MESSAGES = frozenset({"Group Coordinator Request failed: %s"})
+    MESSAGES = frozenset({"Group Coordinator Request failed: %s", "Topic %s not found in cluster metadata"})
 
     def __init__(self, grace: float = 30.0) -> None:
         super().__init__()
@@ -90,7 +91,10 @@ def configure_logging(node_id: str, level: str = "INFO", kafka_level: str = "WAR
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faust", "mode"):
+    # The project's Faust subclasses log through their own modules' loggers: Faust's steps too.
+    faust_parts = ("faust_app", "faust_transport", "faust_recovery")
+    for noisy in ("aiokafka", "faust", "mode", *(f"stategate.streams.{part}" for part in faust_parts)):
         logging.getLogger(noisy).setLevel(kafka_level.upper())
-    for chatty in ("uvicorn.access", "httpx", "httpcore"):  # a line per request; peers probe every second
+    # A line per request (peers probe every second), and uvicorn's start-up steps ("node started" says it).
+    for chatty in ("uvicorn.access", "uvicorn.error", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)

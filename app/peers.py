@@ -33,6 +33,7 @@ class Peers:
         self.internal_urls = parse_peer_urls(peer_urls)
         self._ids: dict[str, str] = {}
         self._down: set[str] = set()
+        self._answered: set[str] = set()  # members that answered at least once
         self._client: httpx.AsyncClient | None = None
 
     async def node_id(self, url: str) -> str | None:
@@ -70,12 +71,18 @@ class Peers:
                 others = []
             answers = await asyncio.gather(*(self._answers(url) for url in others))
             for url, answered in zip(others, answers, strict=True):
+                # A member that never answered yet is still starting: no news worth a line.
+                known = url in self._answered
                 if answered and url in self._down:
                     self._down.discard(url)
-                    log.info("peer answers again", extra={"peer": url})
+                    if known:
+                        log.info("peer answers again", extra={"peer": url})
                 elif not answered and url not in self._down:
                     self._down.add(url)
-                    log.warning("peer does not answer", extra={"peer": url})
+                    if known:
+                        log.warning("peer does not answer", extra={"peer": url})
+                if answered:
+                    self._answered.add(url)
             self._down &= set(others)
             await asyncio.sleep(interval)
 

@@ -49,8 +49,13 @@ def changelog_specs(tables: Iterable[CollectionT], partitions: int) -> list[Topi
 
 
 def topics_of(app: faust.App, topics: Iterable[TopicT], partitions: int) -> list[TopicSpec]:
-    """The given topics plus every table's compacted changelog topic."""
-    return [*topic_specs(topics, partitions), *changelog_specs(app.tables.values(), partitions)]
+    """The given topics, every table's compacted changelog topic, and the app's assignor topic.
+
+    Faust creates its `<app id>-__assignor-__leader` topic itself, after its
+    consumer first asked for it (aiokafka then logs "not found" at ERROR).
+    """
+    leader = TopicSpec(f"{app.conf.id}-__assignor-__leader", 1)
+    return [*topic_specs(topics, partitions), *changelog_specs(app.tables.values(), partitions), leader]
 
 
 async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> None:

@@ -20,7 +20,7 @@ import faust
 import orjson
 from faust.types import TableT
 
-from .admin import TopicSpec, changelog_specs, topic_specs
+from .admin import TopicSpec, topics_of
 from .faust_app import json_table
 from .kafka_settings import KafkaSettings
 from .service_sdk import Reply, Service, ServiceError, ServiceRequest
@@ -64,12 +64,8 @@ class ExampleServices:
 
     @property
     def topic_specs(self) -> list[TopicSpec]:
-        """The request topics and the tables' compacted changelogs."""
-        partitions = self.settings.partitions
-        return [
-            *topic_specs(self.request_topics.values(), partitions),
-            *changelog_specs([self.customers, self.baskets], partitions),
-        ]
+        """The request topics, the tables' compacted changelogs and the app's assignor topic."""
+        return topics_of(self.app, self.request_topics.values(), self.settings.partitions)
 
 
 async def echo(request: ServiceRequest) -> Reply | AsyncIterator[dict[str, int]]:
