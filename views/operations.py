@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
-from stategate.app.http_answers import retry_after
-
 from .dependencies import NodeDep
+from .problems import unavailable
 
 router = APIRouter(tags=["operations"])
 
@@ -19,16 +18,18 @@ async def healthz(node: NodeDep) -> JSONResponse:
 
 
 @router.get(
-    "/readyz", summary="Partitions assigned and read to their end", responses={503: {"description": "Not ready."}}
+    "/readyz",
+    summary="Partitions assigned and read to their end",
+    responses={503: {"description": "Not ready (problem+json)."}},
 )
 async def readyz(node: NodeDep) -> JSONResponse:
     """200 once this node's partitions of `orders` are read to their end and no rebalance is under way; 503 before."""
-    ready = node.is_ready()
-    return JSONResponse(
-        {"status": "ready" if ready else "starting", "node": node.settings.node_id},
-        status_code=200 if ready else 503,
-        headers=None if ready else retry_after(node.settings.retry_after_seconds),
-    )
+    if not node.is_ready():
+        raise unavailable(
+            "The partitions of `orders` are not yet assigned and read to their end, or the node is shutting down.",
+            node.settings.retry_after_seconds,
+        )
+    return JSONResponse({"status": "ready", "node": node.settings.node_id})
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
