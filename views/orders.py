@@ -167,6 +167,8 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
     if not proxying(node):
         return RedirectResponse(target + path, status_code=303)
     answer = await forward(request, node, target, wait, path=path)
+    if answer.status_code in (200, 202):
+        answer.headers["Location"] = order_path(order_id)  # the POST's answers carry the order's URL
     if answer.status_code == 200:
         answer.status_code = 201  # reached, as the POST would have answered
     return answer
