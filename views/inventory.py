@@ -12,7 +12,8 @@ from stategate.app.errors import KafkaUnavailable
 
 from .bodies import body_schema, json_body
 from .dependencies import NodeDep
-from .problems import PROBLEM_DOCS, unavailable
+from .openapi import MALFORMED, UNAVAILABLE, StockLevel, answer
+from .problems import unavailable
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 
@@ -29,7 +30,8 @@ class StockIn(BaseModel):
     "/{product}",
     summary="Set a product's stock level",
     openapi_extra=body_schema(StockIn),
-    responses={200: {"description": "The stock level Kafka acknowledged."}, **PROBLEM_DOCS},
+    response_class=JSONResponse,
+    responses={200: answer("The stock level Kafka acknowledged.", StockLevel), 422: MALFORMED, 503: UNAVAILABLE},
 )
 async def put_stock(
     request: Request,
