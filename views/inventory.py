@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 from stategate.app.errors import KafkaUnavailable
 
-from .bodies import body_schema, json_body
+from .bodies import WholeNumber, body_schema, json_body
 from .dependencies import NodeDep
 from .openapi import MALFORMED, UNAVAILABLE, StockLevel, answer
 from .problems import unavailable
@@ -23,7 +23,7 @@ class StockIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stock: int = Field(ge=0, le=1_000_000_000, strict=True)
+    stock: WholeNumber = Field(ge=0, le=1_000_000_000, strict=True)
 
 
 @router.put(

@@ -18,7 +18,7 @@ from stategate.app.http_answers import retry_after
 from stategate.app.node import Node
 from stategate.app.orders import Condition, NewOrder, Order, Where, differs_from, reaches
 
-from .bodies import body_schema, json_body
+from .bodies import WholeNumber, body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
 from .openapi import (
@@ -61,7 +61,7 @@ class OrderIn(BaseModel):
 
     customer_id: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, strict=True)
     product: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, strict=True)
-    quantity: int = Field(ge=1, le=1_000_000, strict=True)
+    quantity: WholeNumber = Field(ge=1, le=1_000_000, strict=True)
     price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, strict=True)
     id: str | None = Field(default=None, pattern=ID_PATTERN, strict=True)
 
