@@ -12,12 +12,12 @@ their FastAPI routes do, so the routes' documents describe them too.
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal, NotRequired, get_args
+from typing import Annotated, Any, Literal, NotRequired, get_args
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12 on
 
 from stategate.app.http_answers import PROBLEM_JSON
@@ -38,10 +38,11 @@ class Order(TypedDict):
     quantity: int
     price: float
     state: OrderState
-    version: int
-    """Grows by one with every change; the ETag is this number in quotes."""
-    validations: dict[str, str]
-    """Check type (ORDER_DETAILS_CHECK, INVENTORY_CHECK, FRAUD_CHECK) to PASS or FAIL, for the checks done."""
+    version: Annotated[int, Field(description="Grows by one with every change; the ETag is this number in quotes.")]
+    validations: Annotated[
+        dict[str, str],
+        Field(description="Check (ORDER_DETAILS_CHECK, INVENTORY_CHECK, FRAUD_CHECK) to PASS or FAIL, for those done."),
+    ]
     created_at: str
     updated_at: str
 
@@ -61,8 +62,7 @@ class Problem(TypedDict):
     title: str
     status: int
     detail: NotRequired[str]
-    errors: NotRequired[list[FieldError]]
-    """What is wrong with a malformed request (422), at most 20 entries."""
+    errors: NotRequired[Annotated[list[FieldError], Field(description="What is wrong with a malformed request (422).")]]
 
 
 class StockLevel(TypedDict):
@@ -89,8 +89,7 @@ class Readiness(TypedDict):
 class ClusterNode(TypedDict):
     """A live member of the node group."""
 
-    id: str | None
-    """The node id from its /healthz; null while it does not answer."""
+    id: Annotated[str | None, Field(description="The node id from its /healthz; null while it does not answer.")]
     url: str
     partitions: list[int]
     answers: bool
@@ -189,7 +188,10 @@ def wait_for_parameter() -> dict[str, Any]:
         "required": False,
         "style": "form",
         "explode": False,
-        "description": "Wait until the order is in one of these states (or a terminal state rules them out).",
+        "description": "States to wait for, comma-separated (`wait_for=VALIDATED,FAILED`): the answer comes once"
+        " the order is in one of them, or in a terminal state that rules them out.",
+        # Repeated states and longer lists are taken too; the document promises what always fits the 64
+        # characters the raw text may have.
         "schema": {
             "type": "array",
             "items": {"type": "string", "enum": list(get_args(OrderState))},
