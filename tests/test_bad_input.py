@@ -95,6 +95,16 @@ def test_overlong_order_id_in_path_is_422(system: System) -> None:
     assert response.status_code == 422
 
 
+def test_whole_number_floats_are_integers(system: System, product: str) -> None:
+    """JSON does not tell 2.0 from 2, and JSON Schema's `integer` takes both (found by the API fuzzer)."""
+    placed = httpx.post(f"{system.url}/v1/orders", json={**GOOD, "quantity": 2.0}, timeout=10)
+    stocked = httpx.put(f"{system.url}/v1/inventory/{product}", json={"stock": 7.0}, timeout=10)
+    assert placed.status_code == 202, placed.text
+    assert placed.json()["quantity"] == 2
+    assert stocked.status_code == 200, stocked.text
+    assert stocked.json() == {"product": product, "stock": 7}
+
+
 @pytest.mark.parametrize("body", [{"stock": -1}, {"stock": "5"}, {"stock": 1.5}, {}, {"stock": 1, "x": 2}])
 def test_malformed_stock_is_422(system: System, body: dict[str, object]) -> None:
     response = httpx.put(f"{system.url}/v1/inventory/JUMPERS", json=body, timeout=10)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import httpx
+
+from stategate.app.config import Settings
+from stategate.app.node import Node
+from stategate.views.api import create_api
 
 from .conftest import System
 
@@ -13,6 +20,20 @@ def test_health_and_readiness(system: System) -> None:
     assert health.status_code == ready.status_code == 200
     assert health.json() == {"status": "ok", "node": "node-1"}
     assert ready.json()["status"] == "ready"
+
+
+def test_readiness_before_the_partitions_are_read_is_a_503_problem(tmp_path: Path) -> None:
+    async def ask() -> httpx.Response:
+        node = Node(Settings(data_dir=tmp_path))  # never started: not ready
+        transport = httpx.ASGITransport(app=create_api(node))
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            return await client.get("/readyz")
+
+    response = asyncio.run(ask())
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) > 0
+    assert response.json()["status"] == 503
 
 
 def test_metrics_count_requests_by_route(system: System) -> None:

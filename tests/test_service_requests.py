@@ -38,6 +38,7 @@ def test_plain_calls_are_taken(request_scope: Scope, call: tuple[str, str, float
         scope("/v1/services/echo/x", "timeout=1&timeout=2"),
         scope("/v1/services/echo/x", headers=[(b"prefer", b"wait=1"), (b"prefer", b"wait=2")]),
         scope("/v1/services/echo/x", headers=[(b"prefer", b"x" * 257)]),
+        scope("/v1/services/echo/x", "timeout=2", headers=[(b"prefer", b"x" * 257)]),  # found by the fuzzer
         scope("/v1/services/echo/x", method="TRACE"),
         scope("/v1/orders"),
     ],

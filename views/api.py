@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from . import cluster, handover, inventory, operations, orders, service_calls
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
+from .openapi import install_document, operation_id
 from .order_posts import OrderPosts
 from .problems import install_problem_handlers
 from .service_requests import ServiceRequests
@@ -32,20 +33,8 @@ if TYPE_CHECKING:
 
 def create_api(node: Node) -> Any:
     """The node's HTTP API, wrapped in the gateway middleware."""
-    api = FastAPI(
-        title="stategate",
-        version="0.1.0",
-        summary="HTTP request/response over Kafka: place an order and wait for its state.",
-    )
-    api.router.redirect_slashes = False  # its Location would come from the Host header
+    api = create_routes()
     api.state.node = node
-    install_problem_handlers(api)
-    api.include_router(orders.router)
-    api.include_router(inventory.router)
-    api.include_router(service_calls.router)
-    api.include_router(handover.router)
-    api.include_router(cluster.router)
-    api.include_router(operations.router)
     post_route = next(r for r in orders.router.routes if isinstance(r, APIRoute) and "POST" in (r.methods or ()))
     call_route = next(
         r for r in service_calls.router.routes if isinstance(r, APIRoute) and r.path.endswith("{path:path}")
@@ -65,3 +54,23 @@ def create_api(node: Node) -> Any:
             max_age=600,
         )
     return app
+
+
+def create_routes() -> FastAPI:
+    """The FastAPI app of every route, its error handlers and its OpenAPI document; `create_api` adds the node."""
+    api = FastAPI(
+        title="stategate",
+        version="0.1.0",
+        summary="HTTP request/response over Kafka: place an order and wait for its state.",
+        generate_unique_id_function=operation_id,
+    )
+    api.router.redirect_slashes = False  # its Location would come from the Host header
+    install_problem_handlers(api)
+    install_document(api)
+    api.include_router(orders.router)
+    api.include_router(inventory.router)
+    api.include_router(service_calls.router)
+    api.include_router(handover.router)
+    api.include_router(cluster.router)
+    api.include_router(operations.router)
+    return api

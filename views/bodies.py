@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from .problems import invalid
 
 Body = TypeVar("Body", bound=BaseModel)
+
+
+def whole_float_as_int(value: Any) -> Any:
+    """`13.0` as `13`: JSON numbers have no int/float kinds, and JSON Schema's `integer` includes 13.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(whole_float_as_int)]
+"""An integer field that takes 13 and 13.0 but not 13.5, "13" or true (with `strict=True`)."""
 
 
 async def json_body(request: Request, model: type[Body]) -> Body:

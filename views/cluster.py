@@ -6,11 +6,16 @@ from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
 from .dependencies import NodeDep
+from .openapi import Cluster, answer
 
 router = APIRouter(tags=["cluster"])
 
 
-@router.get("/v1/cluster", summary="The live nodes and the orders-table partitions each owns")
+@router.get(
+    "/v1/cluster",
+    summary="The live nodes and the orders-table partitions each owns",
+    responses={200: answer("The members and this node's view.", Cluster)},
+)
 async def cluster(node: NodeDep) -> JSONResponse:
     """`{"self", "reply_partitions", "view", "nodes": [{"id", "url", "partitions", "answers"}]}`.
 

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from stategate.app.customer_orders import orders_of_customer
 from stategate.app.errors import (
@@ -29,7 +29,7 @@ from stategate.app.http_answers import retry_after
 from stategate.app.node import Node
 from stategate.app.orders import ORDER_ID_PATTERN, Condition, NewOrder, Order, Where, differs_from, reaches
 
-from .bodies import body_schema, json_body
+from .bodies import WholeNumber, body_schema, json_body
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
 from .input_limits import (
@@ -40,7 +40,20 @@ from .input_limits import (
     MAX_PREFER_LENGTH,
     NAME_PATTERN,
 )
-from .problems import PROBLEM_DOCS, Problem, invalid, no_such_order, response_doc, retry_after_doc, unavailable
+from .openapi import (
+    ETAG,
+    MALFORMED,
+    RETRY_AFTER,
+    UNAVAILABLE,
+    CustomerOrders,
+    answer,
+    empty_answer,
+    header,
+    order_answer,
+    problem_answer,
+    wait_for_parameter,
+)
+from .problems import Problem, invalid, no_such_order, unavailable
 from .proxy import forward, proxying
 from .redirects import after_move, to_owner
 from .wait_params import (
@@ -64,20 +77,16 @@ class OrderIn(BaseModel):
 
     customer_id: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN, strict=True)
     product: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN, strict=True)
-    quantity: int = Field(ge=1, le=1_000_000, strict=True)
+    quantity: WholeNumber = Field(ge=1, le=1_000_000, strict=True)
     price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, strict=True)
     id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN, strict=True)
 
 
-WaitFor = Annotated[
-    str | None,
-    Query(
-        max_length=MAX_WAIT_FOR_LENGTH, description="Comma-separated states to wait for: CREATED, VALIDATED, FAILED."
-    ),
-]
-Timeout = Annotated[
-    float | None, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (default 10, at most 60).")
-]
+# Read as the raw comma-separated text (views/wait_params.py `wanted_states`); documented as an array of
+# states (`wait_for_parameter`), which FastAPI cannot read from one comma-separated query value.
+WaitFor = Annotated[str | None, Query(max_length=MAX_WAIT_FOR_LENGTH, include_in_schema=False)]
+Timeout = Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait, at most 60.")]
+PREFERENCE_APPLIED = header("`wait=N`: the wait of `Prefer: wait=N` that was applied.", required=False)
 
 
 def order_response(order: Order, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -104,29 +113,48 @@ def order_path(order_id: str) -> str:
 @router.post(
     "",
     status_code=202,
+    response_class=Response,
     summary="Place an order, optionally waiting for a state",
-    openapi_extra=body_schema(OrderIn),
+    openapi_extra={**body_schema(OrderIn), "parameters": [wait_for_parameter()]},
     responses={
-        201: response_doc("The order reached a wanted state, or a terminal one ruling it out.", Location="order URL"),
-        202: response_doc(
-            "Accepted; the order as it stands (no wait_for, or the timeout passed).", Location="order URL"
+        201: order_answer(
+            "The order reached a wanted state, or a terminal state that rules them out.",
+            {"Location": header("The order's URL.")},
         ),
-        303: response_doc("Written; another node owns the order: wait there.", Location="the owner's GET URL"),
-        **PROBLEM_DOCS,
+        202: order_answer(
+            "Written: without wait_for, or the wait timed out or could not be parked; the order as it stands.",
+            {
+                "Location": header("The order's URL (on the owner, when another node owns it)."),
+                "Retry-After": {**RETRY_AFTER, "required": False},
+            },
+        ),
+        303: empty_answer(
+            "Written; another node owns the order: wait there.",
+            {"Location": header("The order's GET URL on its owner, wait_for and timeout kept.")},
+        ),
+        422: MALFORMED,
+        503: UNAVAILABLE,
     },
 )
 async def place_order(
     request: Request,
     node: NodeDep,
     wait_for: WaitFor = None,
-    timeout: Timeout = None,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)] = None,
+    timeout: Timeout = DEFAULT_WAIT_SECONDS,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+            description="Names the order: a retry with the same key answers with the first order, never a second"
+            " one. Not together with an `id` in the body (422: one key, one order).",
+        ),
+    ] = None,
 ) -> Response:
     """Write the order to Kafka, then (with `wait_for`) park until it reaches a wanted state."""
     states = wanted_states(wait_for)
     body = await json_body(request, OrderIn)
-    wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
-    return await place_and_answer(request, node, body, idempotency_key, states, wait)
+    return await place_and_answer(request, node, body, idempotency_key, states, timeout)
 
 
 async def place_and_answer(
@@ -181,6 +209,8 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
     if not proxying(node):
         return RedirectResponse(target + path, status_code=303)
     answer = await forward(request, node, target, wait, path=path)
+    if answer.status_code in (200, 202):
+        answer.headers["Location"] = order_path(order_id)  # the POST's answers carry the order's URL
     if answer.status_code == 200:
         answer.status_code = 201  # reached, as the POST would have answered
     return answer
@@ -188,14 +218,25 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
 
 @router.get(
     "/{order_id}",
+    response_class=Response,
     summary="Read an order, or long-poll it",
+    openapi_extra={"parameters": [wait_for_parameter()]},
     responses={
-        200: response_doc("The order (reached the wanted state, or changed).", ETag="the order version"),
-        202: response_doc("wait_for timed out; the order as it stands.", **retry_after_doc()),
-        304: response_doc("If-None-Match still matches (after Prefer: wait=N)."),
-        307: response_doc("Another node owns the order.", Location="the owner's URL, same path and query"),
-        404: response_doc("Unknown order (problem+json)."),
-        **PROBLEM_DOCS,
+        200: order_answer(
+            "The order: at once, or once it reached a wanted (or terminal) state, or once it changed.",
+            {"Preference-Applied": PREFERENCE_APPLIED},
+        ),
+        202: order_answer("The wait for wait_for timed out: the order as it stands.", {"Retry-After": RETRY_AFTER}),
+        304: empty_answer(
+            "If-None-Match still matches (after Prefer: wait=N, when asked).",
+            {"ETag": ETAG, "Preference-Applied": PREFERENCE_APPLIED},
+        ),
+        307: empty_answer(
+            "Another node owns the order.", {"Location": header("The owner's URL, with the same path and query.")}
+        ),
+        404: problem_answer("No such order (after the wait, for a long-poll: an order may appear meanwhile)."),
+        422: MALFORMED,
+        503: UNAVAILABLE,
     },
 )
 async def get_order(
@@ -203,15 +244,27 @@ async def get_order(
     node: NodeDep,
     order_id: Annotated[str, Path(min_length=1, max_length=MAX_ORDER_ID_LENGTH, pattern=ORDER_ID_PATTERN)],
     wait_for: WaitFor = None,
-    timeout: Timeout = None,
-    if_none_match: Annotated[str | None, Header(max_length=MAX_IF_NONE_MATCH_LENGTH)] = None,
-    prefer: Annotated[str | None, Header(max_length=MAX_PREFER_LENGTH)] = None,
+    timeout: Timeout = DEFAULT_WAIT_SECONDS,
+    if_none_match: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_IF_NONE_MATCH_LENGTH,
+            description='Entity tags (`"2"`): 304 while the order\'s ETag is one of them.',
+        ),
+    ] = None,
+    prefer: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_PREFER_LENGTH,
+            description="`wait=N`: with If-None-Match, wait up to N seconds (at most 60) for the order to change.",
+        ),
+    ] = None,
 ) -> Response:
     """The order; with `wait_for`, or `If-None-Match` and `Prefer: wait=N`, a long-poll."""
     states = wanted_states(wait_for)
     etags = entity_tags(if_none_match)
     wait_preference = prefer_wait(prefer, MAX_WAIT_SECONDS)
-    budget = (DEFAULT_WAIT_SECONDS if timeout is None else timeout) if states else (wait_preference or 0.0)
+    budget = timeout if states else (wait_preference or 0.0)
     elsewhere = await to_owner(request, node, order_id, budget)
     if elsewhere is not None:
         return elsewhere
@@ -226,15 +279,14 @@ async def _read_or_wait(
     node: Node,
     order_id: str,
     states: frozenset[str] | None,
-    timeout: float | None,
+    timeout: float,
     etags: frozenset[str],
     wait_preference: float | None,
 ) -> Response:
     orders = node.orders
     settings = node.settings
     if states is not None:
-        wait = DEFAULT_WAIT_SECONDS if timeout is None else timeout
-        current, reached = await _wait(request, node, order_id, reaches(states), wait)
+        current, reached = await _wait(request, node, order_id, reaches(states), timeout)
         if current is None:
             raise no_such_order(order_id)
         if reached:
@@ -274,10 +326,12 @@ async def _wait(
 @router.get(
     "",
     summary="List a customer's orders, newest first",
+    response_class=JSONResponse,
     responses={
-        200: response_doc("The customer's newest orders (`orders`) and how many the index knows (`known`)."),
-        504: response_doc("The customer index did not answer in time (problem+json)."),
-        **PROBLEM_DOCS,
+        200: answer("The customer's newest orders and how many order ids the index holds.", CustomerOrders),
+        422: MALFORMED,
+        503: UNAVAILABLE,
+        504: problem_answer("The customer index did not answer in time."),
     },
 )
 async def list_customer_orders(

@@ -100,20 +100,3 @@ def install_problem_handlers(api: FastAPI) -> None:
     api.add_exception_handler(ValidationError, on_validation)
     api.add_exception_handler(StarletteHTTPException, on_http)
     api.add_exception_handler(Exception, on_unexpected)
-
-
-def retry_after_doc() -> dict[str, str]:
-    """The `Retry-After` header of a response, documented."""
-    return {"Retry-After": "Seconds to wait before asking again."}
-
-
-def response_doc(description: str, **headers: str) -> dict[str, Any]:
-    """An OpenAPI response entry with documented headers."""
-    return {"description": description, "headers": {k: {"description": v} for k, v in headers.items()}}
-
-
-PROBLEM_DOCS: dict[int | str, dict[str, Any]] = {
-    413: response_doc("Body over 64 KiB (problem+json)."),
-    422: response_doc("Malformed body or parameter (problem+json)."),
-    503: response_doc("Kafka cannot take the command, or too many parked requests.", **retry_after_doc()),
-}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -25,15 +25,16 @@ from stategate.app.service_calls import PendingCall
 from .dependencies import NodeDep
 from .disconnect import client_disconnect
 from .input_limits import MAX_PREFER_LENGTH, MAX_SERVICE_LENGTH, MAX_SERVICE_PATH_LENGTH
-from .problems import PROBLEM_DOCS, Problem, response_doc, unavailable
+from .openapi import MALFORMED, UNAVAILABLE, answer, header, problem_answer
+from .problems import Problem, unavailable
 from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, prefer_wait
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+NDJSON = "application/x-ndjson"
 GATEWAY_PARAMETERS = frozenset({"timeout"})
 """Query parameters the gateway reads itself and does not pass on to the service."""
-NDJSON = "application/x-ndjson"
 
 
 class StreamTimedOut(Exception):
@@ -44,31 +45,49 @@ class StreamFailed(Exception):
     """The service ended a streaming reply with a 5xx: the response is cut short."""
 
 
-@router.api_route(
-    "/{service}/{path:path}",
-    methods=METHODS,
-    summary="Send a request to a service over Kafka and answer with its reply",
-    responses={
-        200: response_doc("The service's reply (its own status, content type and body; NDJSON when streamed)."),
-        404: response_doc("Unknown service (problem+json), or the service's own 404."),
-        504: response_doc("No reply within the timeout (problem+json)."),
-        **PROBLEM_DOCS,
-    },
-)
+CORRELATION_ID = {"X-Correlation-Id": header("The id that matched the service's reply to this request.")}
+SERVICE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: answer(
+        "The service's reply: its content type, body and headers (`application/x-ndjson` when streamed).",
+        media_type="*/*",
+        headers=CORRELATION_ID,
+    ),
+    "default": answer(
+        "The service's reply with another status, passed through as the service sent it (services built with"
+        " stategate's SDK answer errors as `application/problem+json`, as the gateway does).",
+        media_type="*/*",
+        headers=CORRELATION_ID,
+    ),
+    404: problem_answer("No such service."),
+    422: MALFORMED,
+    503: UNAVAILABLE,
+    504: problem_answer("No reply within the timeout."),
+}
+ServiceName = Annotated[str, Path(min_length=1, max_length=MAX_SERVICE_LENGTH, examples=["echo"])]
+ServiceWait = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds to wait for the reply (default 10); the gateway's own, not passed to the service.",
+    ),
+]
+PreferWait = Annotated[
+    str | None,
+    Header(
+        max_length=MAX_PREFER_LENGTH, description="`wait=N`: seconds to wait for the reply, when no timeout is given."
+    ),
+]
+ANY_BODY = {"requestBody": {"description": "Passed to the service as it is.", "content": {"*/*": {"schema": {}}}}}
+
+
 async def call_service(
     request: Request,
     node: NodeDep,
-    service: Annotated[str, Path(max_length=MAX_SERVICE_LENGTH)],
-    path: Annotated[str, Path(max_length=MAX_SERVICE_PATH_LENGTH)],
-    timeout: Annotated[
-        float | None,
-        Query(
-            gt=0,
-            le=MAX_WAIT_SECONDS,
-            description="Seconds to wait for the reply (default 10); the gateway's own, not passed to the service.",
-        ),
-    ] = None,
-    prefer: Annotated[str | None, Header(max_length=MAX_PREFER_LENGTH)] = None,
+    service: ServiceName,
+    path: Annotated[str, Path(max_length=MAX_SERVICE_PATH_LENGTH, examples=["hello"])],
+    timeout: ServiceWait = None,
+    prefer: PreferWait = None,
 ) -> Response:
     """Write the request to the service's topic, park until its reply comes, answer with it."""
     wait = timeout if timeout is not None else (prefer_wait(prefer, MAX_WAIT_SECONDS) or DEFAULT_WAIT_SECONDS)
@@ -131,16 +150,34 @@ async def call_and_answer(request: Request, node: Node, service: str, path: str,
     )
 
 
-@router.api_route("/{service}", methods=METHODS, include_in_schema=False)
 async def call_service_root(
     request: Request,
     node: NodeDep,
-    service: Annotated[str, Path(max_length=64)],
-    timeout: Annotated[float | None, Query(ge=0, le=MAX_WAIT_SECONDS)] = None,
-    prefer: Annotated[str | None, Header(max_length=MAX_PREFER_LENGTH)] = None,
+    service: ServiceName,
+    timeout: ServiceWait = None,
+    prefer: PreferWait = None,
 ) -> Response:
-    """The same, with an empty path (`:path` is "/")."""
+    """The same, with an empty path (the service sees "/")."""
     return await call_service(request, node, service, "", timeout, prefer)
+
+
+def _add_service_routes(path: str, endpoint: Callable[..., Awaitable[Response]]) -> None:
+    """One route per method, so that each is an operation with an id of its own (`call_service_get`, ...)."""
+    for method in METHODS:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            name=f"{endpoint.__name__}_{method.lower()}",
+            response_class=Response,
+            summary="Send a request to a service over Kafka and answer with its reply",
+            responses=SERVICE_ANSWERS,
+            openapi_extra=ANY_BODY if method in ("POST", "PUT", "PATCH") else None,
+        )
+
+
+_add_service_routes("/{service}/{path:path}", call_service)
+_add_service_routes("/{service}", call_service_root)
 
 
 CLIENT_LEFT = ReplyPart(499, "text/plain", b"")

@@ -55,13 +55,13 @@ def _read_call(scope: Scope) -> tuple[str, str, float] | None:
     service, _, path = scope["path"][len(PREFIX) :].partition("/")
     if not 0 < len(service) <= MAX_SERVICE_LENGTH or len(path) > MAX_SERVICE_PATH_LENGTH:
         return None
+    prefers = [value for name, value in scope["headers"] if name == b"prefer"]
+    if len(prefers) > 1 or (prefers and len(prefers[0]) > MAX_PREFER_LENGTH):
+        return None  # FastAPI answers 422 for an over-long Prefer, with or without a timeout
     timeouts = [value for name, value in parse_qsl(scope["query_string"].decode("latin-1")) if name == "timeout"]
     if timeouts:
         if len(timeouts) > 1 or not SECONDS.fullmatch(timeouts[0]) or not 0 < float(timeouts[0]) <= MAX_WAIT_SECONDS:
             return None  # FastAPI answers 422
         return service, path, float(timeouts[0])
-    prefers = [value for name, value in scope["headers"] if name == b"prefer"]
-    if len(prefers) > 1 or (prefers and len(prefers[0]) > MAX_PREFER_LENGTH):
-        return None
     preferred = prefer_wait(prefers[0].decode("latin-1"), MAX_WAIT_SECONDS) if prefers else None
     return service, path, preferred or DEFAULT_WAIT_SECONDS
