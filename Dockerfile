@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY streams ./streams
 COPY views ./views
+COPY stategate ./stategate
 COPY kafka ./kafka
 RUN pip install --no-cache-dir .
 ENV STATEGATE_HOST=0.0.0.0 \

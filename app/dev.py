@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import time
 import urllib.request
@@ -66,9 +65,8 @@ def run_dev(
     try:
         print(f"starting Kafka on {kafka.bootstrap} ...", flush=True)
         kafka.start()
-        # The nodes hand replies over to each other signed with a secret they share.
-        secret = os.environ.get("STATEGATE_CLUSTER_SECRET") or secrets.token_hex(16)
-        env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap, "STATEGATE_CLUSTER_SECRET": secret}
+        # The nodes agree on the secret that signs reply hand-overs through Kafka (streams/cluster_secret.py).
+        env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap}
         services = start_stategate("services", "--data-dir", str(data_dir / "services"), env=env)
         children.append(services)
         nodes: dict[str, subprocess.Popen[bytes]] = {}
