@@ -7,6 +7,7 @@ a lazy import hides a cycle from Python, not from a reader.
 from __future__ import annotations
 
 import ast
+from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,8 @@ def test_the_import_graph_has_no_cycles() -> None:
 @pytest.mark.parametrize("module", ["stategate.sdk", "stategate.views.api", "stategate.__main__"])
 def test_the_public_modules_import(module: str) -> None:
     __import__(module)
+
+
+def test_the_distribution_installs_one_top_level_package() -> None:
+    """`pip install` puts `stategate` into site-packages, not `app`, `streams` and `views`."""
+    assert distribution("stategate").read_text("top_level.txt") == "stategate\n"
