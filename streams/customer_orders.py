@@ -22,10 +22,11 @@ from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep
 from .records import RecordError, read_object
 from .service_sdk import Reply, Service, ServiceError, ServiceRequest
+from .table_output import TableOutput
 
 CUSTOMER_ORDERS_SERVICE = "customer-orders"
 CUSTOMER_ORDERS_REQUESTS = "customer-orders-requests"
-MAX_ORDERS_KEPT = 1000
+MAX_ORDERS_KEPT = 100
 """The newest this many order ids per customer are kept."""
 
 log = logging.getLogger("stategate.streams.customer_orders")
@@ -56,6 +57,7 @@ class CustomerOrders:
         settings: KafkaSettings,
     ) -> None:
         self.table = json_table(app, "customer-orders", settings)
+        self.output = TableOutput(app, self.table)  # Faust's own changelog path costs more than the index
         app.agent(orders_by_customer, name="index-customer-orders")(self._index)
         Service(app, CUSTOMER_ORDERS_SERVICE, requests).handler(self.handle)
 
@@ -70,7 +72,7 @@ class CustomerOrders:
             ids = read_ids(self.table.get(key))
             updated = with_order(ids, order.id)
             if updated is not ids:
-                self.table[key] = orjson.dumps({"orders": updated})
+                await self.output.write(key, orjson.dumps({"orders": updated}))
 
     async def handle(self, request: ServiceRequest) -> Reply:
         """`GET /{customer}`: `{"customer_id", "orders": [id, ...]}`, newest first (empty for a new customer)."""

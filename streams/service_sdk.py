@@ -26,7 +26,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -34,10 +33,11 @@ import faust
 import orjson
 from faust.types import StreamT, TopicT
 
+from .problem_documents import PROBLEM_JSON, problem_document, title_of
+
 REPLY_TIMEOUT_SECONDS = 10.0
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
-PROBLEM_JSON = "application/problem+json"
 
 Chunks = AsyncIterator[Any]
 Handler = Callable[["ServiceRequest"], Awaitable["Reply | Chunks"] | Chunks]
@@ -129,22 +129,9 @@ class ServiceError(Exception):
         return problem(self.status, self.detail, self.headers)
 
 
-def title_of(status: int) -> str:
-    """The HTTP reason phrase of a status (RFC 9110 wording)."""
-    if status == 422:
-        return "Unprocessable Content"  # Python before 3.13 still says "Unprocessable Entity"
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
 def problem(status: int, detail: str | None = None, headers: Mapping[str, str] | None = None) -> Reply:
     """An `application/problem+json` reply."""
-    document: dict[str, Any] = {"type": "about:blank", "title": title_of(status), "status": status}
-    if detail:
-        document["detail"] = detail
-    return Reply(status, document, PROBLEM_JSON, dict(headers or {}))
+    return Reply(status, problem_document(status, detail=detail), PROBLEM_JSON, dict(headers or {}))
 
 
 def encode(body: Any) -> bytes:
