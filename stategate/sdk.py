@@ -19,6 +19,7 @@ from stategate.streams.service_sdk import (
     ServiceRequest,
     UnanswerableRequest,
     problem,
+    read_key,
 )
 
-__all__ = ["Chunks", "Reply", "Service", "ServiceError", "ServiceRequest", "UnanswerableRequest", "problem"]
+__all__ = ["Chunks", "Reply", "Service", "ServiceError", "ServiceRequest", "UnanswerableRequest", "problem", "read_key"]

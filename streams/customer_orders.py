@@ -11,7 +11,6 @@ nothing, so a record replayed after a crash is harmless.
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote
 
 import faust
 import orjson
@@ -21,7 +20,7 @@ from .faust_app import json_table
 from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep
 from .records import RecordError, read_object
-from .service_sdk import Reply, Service, ServiceError, ServiceRequest
+from .service_sdk import Reply, Service, ServiceRequest, read_key
 from .table_output import TableOutput
 
 CUSTOMER_ORDERS_SERVICE = "customer-orders"
@@ -76,10 +75,6 @@ class CustomerOrders:
 
     async def handle(self, request: ServiceRequest) -> Reply:
         """`GET /{customer}`: `{"customer_id", "orders": [id, ...]}`, newest first (empty for a new customer)."""
-        if request.method != "GET":
-            raise ServiceError(405, headers={"allow": "GET"})
-        if len(request.segments) != 1:
-            raise ServiceError(404, "Customers live at /{customer}.")
-        customer = unquote(request.segments[0])
+        customer = read_key(request, "/{customer}")
         ids = read_ids(self.table.get(customer.encode()))
         return Reply(200, {"customer_id": customer, "orders": ids[::-1]})

@@ -9,12 +9,10 @@ table, so a request reaches the process that holds the product's partition.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 import faust
 
 from .inventory_check import InventoryCheck
-from .service_sdk import Reply, Service, ServiceError, ServiceRequest
+from .service_sdk import Reply, Service, ServiceError, ServiceRequest, read_key
 
 INVENTORY_SERVICE = "inventory"
 INVENTORY_REQUESTS = "inventory-requests"
@@ -34,11 +32,7 @@ class InventoryReads:
 
     async def handle(self, request: ServiceRequest) -> Reply:
         """`GET /{product}`: 200 with the levels; 404 for a product the warehouse never stocked."""
-        if request.method != "GET":
-            raise ServiceError(405, headers={"allow": "GET"})
-        if len(request.segments) != 1:
-            raise ServiceError(404, "Products live at /{product}.")
-        product = unquote(request.segments[0])
+        product = read_key(request, "/{product}")
         state = self.inventory.state(product)
         if not state.stock and not state.reserved and not state.seen:
             raise ServiceError(404, f"No stock level for {product!r}.")

@@ -27,7 +27,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import faust
 import orjson
@@ -127,6 +127,18 @@ class ServiceError(Exception):
     def reply(self) -> Reply:
         """The problem reply."""
         return problem(self.status, self.detail, self.headers)
+
+
+def read_key(request: ServiceRequest, where: str) -> str:
+    """The one key of a `GET /{key}` request, URL-decoded; a 405 reply for another method, 404 for another path.
+
+    `where` tells a client what lives there: `/{product}`.
+    """
+    if request.method != "GET":
+        raise ServiceError(405, headers={"allow": "GET"})
+    if len(request.segments) != 1:
+        raise ServiceError(404, f"Read {where}.")
+    return unquote(request.segments[0])
 
 
 def problem(status: int, detail: str | None = None, headers: Mapping[str, str] | None = None) -> Reply:

@@ -69,6 +69,12 @@ class System:
         if self.services is not None:
             self.services.stop()
 
+    def __enter__(self) -> System:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     @property
     def url(self) -> str:
         return self.node.url
@@ -82,21 +88,15 @@ class System:
 @pytest.fixture(scope="session")
 def system(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """A node and the services shared by the tests that only place and read orders."""
-    running = System(tmp_path_factory.mktemp("system"), kafka, "shared").start()
-    try:
+    with System(tmp_path_factory.mktemp("system"), kafka, "shared") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture()
 def node_only(kafka: str, tmp_path: Path) -> Iterator[System]:
     """A node with no services behind it: its orders stay CREATED, so waits time out."""
-    running = System(tmp_path, kafka, "alone", services=False).start()
-    try:
+    with System(tmp_path, kafka, "alone", services=False) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture()

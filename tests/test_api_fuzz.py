@@ -53,11 +53,8 @@ PREFER_WAIT = re.compile(r"wait\s*=\s*\d+(?:\.\d+)?")
 
 @pytest.fixture(scope="module")
 def fuzzed_node(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    running = System(tmp_path_factory.mktemp("fuzz"), kafka, "fuzz").start()
-    try:
+    with System(tmp_path_factory.mktemp("fuzz"), kafka, "fuzz") as running:
         yield running
-    finally:
-        running.stop()
 
 
 # The document the node serves, built from the same routes without a node (the first test checks that the two

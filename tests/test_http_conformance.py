@@ -78,11 +78,8 @@ def test_cors_is_off_by_default(system: System) -> None:
 
 @pytest.fixture()
 def cors_node(kafka: str, tmp_path: Path) -> Iterator[System]:
-    running = System(tmp_path, kafka, "cors", services=False, STATEGATE_CORS_ORIGINS="https://shop.example").start()
-    try:
+    with System(tmp_path, kafka, "cors", services=False, STATEGATE_CORS_ORIGINS="https://shop.example") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_cors_allows_only_the_listed_origins(cors_node: System) -> None:

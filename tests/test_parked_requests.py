@@ -120,11 +120,8 @@ def test_no_waiter_is_left_after_clients_disconnect(node_only: System) -> None:
 
 @pytest.fixture()
 def capped(kafka: str, tmp_path: Path) -> Iterator[System]:
-    running = System(tmp_path, kafka, "capped", services=False, STATEGATE_MAX_WAITERS="5").start()
-    try:
+    with System(tmp_path, kafka, "capped", services=False, STATEGATE_MAX_WAITERS="5") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_parked_requests_beyond_the_cap_get_503(capped: System) -> None:
