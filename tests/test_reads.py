@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from stategate.streams.customer_orders import MAX_ORDERS_KEPT, with_order
+
 from .conftest import System
 from .processes import wait_for
 
@@ -55,3 +57,12 @@ def test_a_customers_orders_are_listed_newest_first(system: System, product: str
     assert limited["known"] == 3
     nobody = httpx.get(f"{system.url}/v1/orders", params={"customer_id": f"nobody-{customer}"}, timeout=15)
     assert nobody.json() == {"customer_id": f"nobody-{customer}", "known": 0, "orders": []}
+
+
+def test_the_customer_index_adds_an_id_once_and_keeps_the_newest() -> None:
+    ids: list[str] = []
+    for n in range(MAX_ORDERS_KEPT + 5):
+        ids = with_order(ids, f"o-{n}")
+    assert len(ids) == MAX_ORDERS_KEPT
+    assert ids[0] == "o-5" and ids[-1] == f"o-{MAX_ORDERS_KEPT + 4}"
+    assert with_order(ids, "o-50") is ids  # a replayed step changes nothing
