@@ -102,8 +102,12 @@ class Node:
     async def running(self) -> AsyncIterator[None]:
         """Start the producer, the reply consumer and the order view for the duration of the block."""
         settings = self.settings
-        topics = [TopicSpec(settings.topic(name), settings.partitions) for name in (ORDERS, WAREHOUSE_INVENTORY)]
-        await ensure_topics(settings, [*topics, replies_topic_spec(settings)])
+        topics = [
+            TopicSpec(settings.topic(ORDERS), settings.partitions),
+            TopicSpec(settings.topic(WAREHOUSE_INVENTORY), settings.services_partitions),
+            replies_topic_spec(settings),
+        ]
+        await ensure_topics(settings, topics)
         if not settings.cluster_secret:
             self.service_calls.cluster_secret = await agreed_secret(settings)
         await self.producer.start()

@@ -32,9 +32,15 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-def topic_specs(topics: Iterable[TopicT], partitions: int) -> list[TopicSpec]:
-    """The given topics, each with `partitions` partitions."""
-    return [TopicSpec(name, partitions) for topic in topics for name in topic.topics]
+def topic_specs(topics: Iterable[TopicT]) -> list[TopicSpec]:
+    """The given topics, each with the partition count it was declared with."""
+    return [TopicSpec(name, _declared(topic.partitions)) for topic in topics for name in topic.topics]
+
+
+def _declared(partitions: int | None) -> int:
+    if partitions is None:
+        raise ValueError("every stategate topic is declared with its partition count")
+    return partitions
 
 
 CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(24 * 3600 * 1000)}
@@ -42,20 +48,20 @@ CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(2
 output (fraud-checked, inventory-checked) keeps every record until the relay has read it."""
 
 
-def changelog_specs(tables: Iterable[CollectionT], partitions: int) -> list[TopicSpec]:
-    """The tables' compacted changelog topics."""
+def changelog_specs(tables: Iterable[CollectionT]) -> list[TopicSpec]:
+    """The tables' compacted changelog topics, each with its table's partition count."""
     compact = CHANGELOG_CONFIGS
-    return [TopicSpec(table.changelog_topic.get_topic_name(), partitions, compact) for table in tables]
+    return [TopicSpec(table.changelog_topic.get_topic_name(), _declared(table.partitions), compact) for table in tables]
 
 
-def topics_of(app: faust.App, topics: Iterable[TopicT], partitions: int) -> list[TopicSpec]:
+def topics_of(app: faust.App, topics: Iterable[TopicT]) -> list[TopicSpec]:
     """The given topics, every table's compacted changelog topic, and the app's assignor topic.
 
     Faust creates its `<app id>-__assignor-__leader` topic itself, after its
     consumer first asked for it (aiokafka then logs "not found" at ERROR).
     """
     leader = TopicSpec(f"{app.conf.id}-__assignor-__leader", 1)
-    return [*topic_specs(topics, partitions), *changelog_specs(app.tables.values(), partitions), leader]
+    return [*topic_specs(topics), *changelog_specs(app.tables.values()), leader]
 
 
 async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> None:

@@ -55,7 +55,7 @@ class CustomerOrders:
         requests: faust.types.TopicT,
         settings: KafkaSettings,
     ) -> None:
-        self.table = json_table(app, "customer-orders", settings)
+        self.table = json_table(app, "customer-orders", settings, partitions=settings.services_partitions)
         self.output = TableOutput(app, self.table)  # Faust's own changelog path costs more than the index
         app.agent(orders_by_customer, name="index-customer-orders")(self._index)
         Service(app, CUSTOMER_ORDERS_SERVICE, requests).handler(self.handle)

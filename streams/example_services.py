@@ -48,7 +48,10 @@ class ExampleServices:
     def __init__(self, app: faust.App, settings: KafkaSettings) -> None:
         self.app = app
         self.settings = settings
-        self.request_topics = {name: raw_topic(app, topic, settings) for name, topic in EXAMPLE_SERVICES.items()}
+        count = settings.services_partitions  # read only by services processes: they scale with those
+        self.request_topics = {
+            name: raw_topic(app, topic, settings, partitions=count) for name, topic in EXAMPLE_SERVICES.items()
+        }
         self.customers = self._table("customers")
         self.baskets = self._table("baskets")
 
@@ -60,12 +63,13 @@ class ExampleServices:
         service("basket").handler(partial(basket, rows=self.baskets))
 
     def _table(self, name: str) -> TableT[bytes, bytes]:
-        return json_table(self.app, name, self.settings)  # keyed like the request topics
+        # keyed like the request topics, and partitioned like them
+        return json_table(self.app, name, self.settings, partitions=self.settings.services_partitions)
 
     @property
     def topic_specs(self) -> list[TopicSpec]:
         """The request topics, the tables' compacted changelogs and the app's assignor topic."""
-        return topics_of(self.app, self.request_topics.values(), self.settings.partitions)
+        return topics_of(self.app, self.request_topics.values())
 
 
 async def echo(request: ServiceRequest) -> Reply | AsyncIterator[dict[str, int]]:

@@ -104,16 +104,22 @@ def create_faust_app(app_id: str, settings: KafkaSettings) -> StategateApp:
 
 
 def json_table(
-    app: faust.App, name: str, settings: KafkaSettings, changelog_topic: TopicT | None = None
+    app: faust.App,
+    name: str,
+    settings: KafkaSettings,
+    changelog_topic: TopicT | None = None,
+    partitions: int | None = None,
 ) -> TableT[bytes, bytes]:
     """A RocksDB table of raw UTF-8 keys and JSON values, readable by any consumer of its changelog.
 
     `changelog_topic` replaces Faust's `<app>-<name>-changelog`: a check's
-    table whose changelog is also its output (streams/order_steps.py).
+    table whose changelog is also its output (streams/order_steps.py). The
+    table has as many partitions as the topic its agent reads (by default
+    the project's count).
     """
     return app.Table(
         name,
-        partitions=settings.partitions,
+        partitions=partitions or settings.partitions,
         key_type=bytes,
         value_type=bytes,
         changelog_topic=changelog_topic,

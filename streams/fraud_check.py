@@ -79,7 +79,9 @@ class FraudCheck:
     """The `check-fraud` agent and its `fraud` table, registered on a Faust app."""
 
     def __init__(self, app: StategateApp, source: faust.types.TopicT, settings: KafkaSettings) -> None:
-        self.table = json_table(app, "fraud", settings, raw_topic(app, FRAUD_CHECKED, settings, internal=True))
+        count = settings.services_partitions
+        changelog = raw_topic(app, FRAUD_CHECKED, settings, internal=True, partitions=count)
+        self.table = json_table(app, "fraud", settings, changelog, partitions=count)
         self.output = TableOutput(app, self.table)
         app.agent(source, name="check-fraud")(self._check)
 

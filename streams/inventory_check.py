@@ -94,8 +94,9 @@ class InventoryCheck:
         warehouse_inventory: faust.types.TopicT,
         settings: KafkaSettings,
     ) -> None:
-        changelog = raw_topic(app, INVENTORY_CHECKED, settings, internal=True)
-        self.table = json_table(app, "inventory", settings, changelog)
+        count = settings.services_partitions
+        changelog = raw_topic(app, INVENTORY_CHECKED, settings, internal=True, partitions=count)
+        self.table = json_table(app, "inventory", settings, changelog, partitions=count)
         self.output = TableOutput(app, self.table)
         app.agent(orders_by_product, name="check-inventory")(self._check)
         app.agent(warehouse_inventory, name="stock-levels")(self._stock_levels)

@@ -29,6 +29,10 @@ class KafkaSettings(BaseSettings):
     namespace: str = ""
     # 12: one, two, three, four or six processes of a kind each get an equal share.
     partitions: int = Field(12, ge=1, le=1000)
+    # The order checks' own topics and tables (keyed by customer or product) scale with
+    # `stategate services` processes, not nodes; every fetch names every partition it reads
+    # (aiokafka has no incremental fetch sessions), so fewer partitions make each hop cheaper.
+    services_partitions: int = Field(4, ge=1, le=1000)
     replication_factor: int = Field(1, ge=1)
 
     # This process as a member of its groups: its id, and the URL the other

@@ -60,15 +60,16 @@ class OrderServices:
         app: StategateApp = create_faust_app(SERVICES_APP_ID, settings)
         self.app = app
         self.topics = order_topics(app, settings)
-        self.orders_by_customer = raw_topic(app, ORDERS_BY_CUSTOMER, settings, internal=True)
-        self.orders_by_product = raw_topic(app, ORDERS_BY_PRODUCT, settings, internal=True)
+        count = settings.services_partitions  # keyed by customer or product: these scale with services processes
+        self.orders_by_customer = raw_topic(app, ORDERS_BY_CUSTOMER, settings, internal=True, partitions=count)
+        self.orders_by_product = raw_topic(app, ORDERS_BY_PRODUCT, settings, internal=True, partitions=count)
         self.orders_rejected = raw_topic(app, ORDERS_REJECTED, settings)
         self.details = DetailsCheck(app, self.topics.orders, self.orders_by_customer, self.orders_rejected)
         self.fraud = FraudCheck(app, self.orders_by_customer, settings)
         self.inventory = InventoryCheck(app, self.orders_by_product, self.topics.warehouse_inventory, settings)
-        self.inventory_requests = raw_topic(app, INVENTORY_REQUESTS, settings)
+        self.inventory_requests = raw_topic(app, INVENTORY_REQUESTS, settings, partitions=count)
         self.inventory_reads = InventoryReads(app, self.inventory_requests, self.inventory)
-        self.customer_orders_requests = raw_topic(app, CUSTOMER_ORDERS_REQUESTS, settings)
+        self.customer_orders_requests = raw_topic(app, CUSTOMER_ORDERS_REQUESTS, settings, partitions=count)
         self.customer_orders = CustomerOrders(app, self.orders_by_customer, self.customer_orders_requests, settings)
         self.relay = Relay(
             settings,
@@ -91,7 +92,7 @@ class OrderServices:
             self.inventory_requests,
             self.customer_orders_requests,
         ]
-        return topics_of(self.app, topics, self.settings.partitions)
+        return topics_of(self.app, topics)
 
 
 def _product(order: Order) -> str:

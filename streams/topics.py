@@ -37,13 +37,15 @@ class OrderTopics:
     warehouse_inventory: TopicT
 
 
-def raw_topic(app: faust.App, name: str, settings: KafkaSettings, internal: bool = False) -> TopicT:
-    """A topic of UTF-8 keys and JSON values, with the project's partition count."""
+def raw_topic(
+    app: faust.App, name: str, settings: KafkaSettings, internal: bool = False, partitions: int | None = None
+) -> TopicT:
+    """A topic of UTF-8 keys and JSON values, with `partitions` (the project's count by default)."""
     return app.topic(
         settings.topic(name),
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.partitions,
+        partitions=partitions or settings.partitions,
         replicas=settings.replication_factor,
         internal=internal,
     )
@@ -53,5 +55,5 @@ def order_topics(app: faust.App, settings: KafkaSettings) -> OrderTopics:
     """Declare the order flow's shared topics on `app`."""
     return OrderTopics(
         orders=raw_topic(app, ORDERS, settings),
-        warehouse_inventory=raw_topic(app, WAREHOUSE_INVENTORY, settings),
+        warehouse_inventory=raw_topic(app, WAREHOUSE_INVENTORY, settings, partitions=settings.services_partitions),
     )
