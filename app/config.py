@@ -42,6 +42,16 @@ class Settings(KafkaSettings):
     # nodes. Without it, the nodes agree on one through Kafka (streams/cluster_secret.py).
     cluster_secret: str = Field("", repr=False)
 
+    # Live updates (SSE, WebSocket): how many streams a node holds, how many distinct orders
+    # a stream may have waiting for a slow client before it is dropped, how long one write
+    # may stall, the keep-alive comment interval, and how many recent records of each
+    # partition the order feed keeps for clients that reconnect with Last-Event-ID.
+    max_streams: int = Field(10_000, ge=1)
+    stream_backlog: int = Field(1_000, ge=1)
+    slow_client_seconds: float = Field(10.0, gt=0)
+    heartbeat_seconds: float = Field(15.0, gt=0)
+    feed_history: int = Field(1_000, ge=1)
+
     log_level: str = "INFO"
     # Faust, aiokafka and mode log a lot at INFO; their rebalance and recovery
     # steps show at INFO, so raise this when a rebalance misbehaves.

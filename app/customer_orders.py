@@ -30,6 +30,14 @@ class CustomerOrderList:
     known: int
 
 
+async def customer_order_ids(calls: ServiceCalls, customer_id: str, wait: float) -> list[str]:
+    """The ids the `customer-orders` index holds for a customer, newest first; raises NoAnswer."""
+    reply = await calls.ask(CUSTOMER_ORDERS_SERVICE, "/" + quote(customer_id, safe=""), wait)
+    if reply is None or reply.status != 200:
+        raise NoAnswer(f"the customer index answered {reply.status if reply else 'nothing'}")
+    return [str(order_id) for order_id in orjson.loads(reply.body).get("orders", [])]
+
+
 async def orders_of_customer(
     calls: ServiceCalls, orders: OrderService, customer_id: str, limit: int, wait: float
 ) -> CustomerOrderList:
@@ -38,9 +46,6 @@ async def orders_of_customer(
     An id the index knows whose order no node can show yet (it is still on
     its way to its owner's view, or the owner is moving) is left out.
     """
-    reply = await calls.ask(CUSTOMER_ORDERS_SERVICE, "/" + quote(customer_id, safe=""), wait)
-    if reply is None or reply.status != 200:
-        raise NoAnswer(f"the customer index answered {reply.status if reply else 'nothing'}")
-    ids = [str(order_id) for order_id in orjson.loads(reply.body).get("orders", [])]
+    ids = await customer_order_ids(calls, customer_id, wait)
     found = await asyncio.gather(*(orders.find(order_id) for order_id in ids[:limit]))
     return CustomerOrderList(customer_id, [order for order in found if order is not None], len(ids))

@@ -9,6 +9,8 @@ OrderMoved        307 (or 503)        the order's partition moved to another nod
 TwoOrderIds       422                 an order named by both its id and an Idempotency-Key
 UnknownService    404                 no service of that name is configured
 NoAnswer          504                 a service the gateway asked itself did not answer in time
+TooManyStreams    503 + Retry-After   the cap on live streams is reached
+NoOwner           503 + Retry-After   no node can be asked for an order right now (a rebalance)
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from stategate.streams.commands import KafkaUnavailable
 __all__ = [
     "KafkaUnavailable",
     "NoAnswer",
+    "NoOwner",
     "NodeStopping",
     "OrderMoved",
     "ShuttingDown",
     "TooManyCalls",
+    "TooManyStreams",
     "TooManyWaiters",
     "TwoOrderIds",
     "UnknownService",
@@ -58,3 +62,11 @@ class TooManyCalls(Exception):
 
 class NodeStopping(Exception):
     """This node is shutting down and sends no more service requests."""
+
+
+class TooManyStreams(Exception):
+    """The cap on live streams (SSE and WebSocket subscriptions) is reached."""
+
+
+class NoOwner(Exception):
+    """No node can be asked for an order right now: a rebalance, or the owner stopped answering."""

@@ -27,6 +27,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .http_answers import NODE_HEADER, PROBLEM_JSON, problem_document, title_of
 
 OVERLOADED = problem_document(503, detail="Too many open requests.")
+TRANSPORT = "stategate.transport"
+"""The scope key of the connection's transport: a live stream cuts a client that stopped reading with it
+(asyncio's `close` would wait for the unread bytes to be sent first)."""
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -72,6 +75,7 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_bytes = 0
+        self.scope[TRANSPORT] = self.transport  # type: ignore[literal-required]
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)

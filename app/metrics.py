@@ -71,6 +71,35 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.live_streams = Gauge(
+            "stategate_live_streams",
+            "Open live streams (SSE) and WebSockets, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.live_subscriptions = Gauge(
+            "stategate_live_subscriptions",
+            "Live streams registered with the order feed (SSE, WebSocket subscriptions), opening ones included.",
+            registry=self.registry,
+        )
+        self.live_events = Counter(
+            "stategate_live_events_sent",
+            "Order changes sent to live clients, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.live_conflated = Counter(
+            "stategate_live_events_conflated",
+            "Order changes a slow live client never got because a newer version replaced them.",
+            registry=self.registry,
+        )
+        self.live_dropped = Counter(
+            "stategate_live_clients_dropped",
+            "Live clients closed because they read too slowly, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request and its time, by route template."""
         self.http_requests.labels(method, route, str(status)).inc()

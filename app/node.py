@@ -18,13 +18,17 @@ from collections.abc import AsyncIterator
 from stategate.streams.admin import TopicSpec, ensure_topics
 from stategate.streams.cluster_secret import agreed_secret
 from stategate.streams.commands import CommandProducer
+from stategate.streams.order_feed import OrderFeed
 from stategate.streams.order_view import OrderView
 from stategate.streams.records import Order
 from stategate.streams.replies import replies_topic_spec
 from stategate.streams.topics import ORDERS, WAREHOUSE_INVENTORY
 
 from .config import Settings
+from .customer_orders import customer_order_ids
+from .errors import NoOwner
 from .metrics import Metrics
+from .order_streams import OrderStreams, Snapshot
 from .orders import OrderService
 from .ownership import Ownership
 from .peers import Peers
@@ -69,6 +73,21 @@ class Node:
             client=lambda: self.peers.client,
         )
         self.metrics.service_parked.set_function(lambda: len(self.service_calls))
+        self.feed = OrderFeed(
+            settings,
+            wants=lambda key: self.streams.wants(key),
+            on_change=lambda change: self.streams.on_change(change),
+            history=settings.feed_history,
+        )
+        self.streams = OrderStreams(
+            self.feed,
+            self.ownership.partition_of,
+            self.snapshot,
+            lambda customer_id: customer_order_ids(self.service_calls, customer_id, settings.produce_timeout_seconds),
+            limit=settings.max_streams,
+            capacity=settings.stream_backlog,
+        )
+        self.metrics.live_subscriptions.set_function(lambda: len(self.streams))
         self.draining = False
 
     def _on_change(self, order: Order) -> None:
@@ -79,6 +98,23 @@ class Node:
         moved = self.waiters.move(lambda order_id: self.ownership.partition_of(order_id) not in mine)
         if moved:
             log.info("redirected parked requests after a rebalance", extra={"moved": moved})
+
+    async def snapshot(self, order_id: str) -> Snapshot:
+        """The order as its owner holds it, with the offset that is as of; raises NoOwner when nobody can say."""
+        owner = self.ownership.owner(order_id)
+        if owner.is_self:
+            return self.local_snapshot(order_id)
+        if owner.url is None:
+            raise NoOwner(f"no node owns order {order_id!r} right now")
+        snapshot = await self.peers.snapshot(owner.url, order_id)
+        if snapshot is None:
+            raise NoOwner(f"the owner of order {order_id!r} did not answer")
+        return snapshot
+
+    def local_snapshot(self, order_id: str) -> Snapshot:
+        """The order in this node's view and the offset its partition is applied up to (read in one step)."""
+        partition = self.ownership.partition_of(order_id)
+        return Snapshot(order_id, self.view.get(order_id), partition, self.view.applied_offset(partition))
 
     def is_ready(self) -> bool:
         """Partitions assigned and read to their end, no rebalance under way, not shutting down."""
@@ -96,7 +132,8 @@ class Node:
         self.waiters.close(moved=self.ownership.another_member() is not None)
         # Service replies that come while open requests finish are still answered.
         self.service_calls.close(grace=max(self.settings.drain_seconds - 1.0, 0.0))
-        log.info("answered parked requests", extra={"parked": parked})
+        streams = self.streams.close_all()
+        log.info("answered parked requests", extra={"parked": parked, "streams": streams})
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -114,6 +151,7 @@ class Node:
         await self.service_calls.replies.start()
         try:
             await self.view.start()
+            await self.feed.start()
             log.info("node started", extra={"url": settings.url})
             probing = asyncio.get_running_loop().create_task(self.peers.probe(self.ownership.members))
             try:
@@ -121,6 +159,7 @@ class Node:
             finally:
                 probing.cancel()
         finally:
+            await self.feed.stop()
             await self.view.stop()
             await self.service_calls.replies.stop()
             await self.peers.close()

@@ -18,6 +18,8 @@ import httpx
 
 from stategate.streams.records import Order, RecordError
 
+from .order_streams import Snapshot
+
 log = logging.getLogger("stategate.peers")
 
 PROBE_INTERVAL_SECONDS = 1.0
@@ -56,6 +58,18 @@ class Peers:
                 return None
             return Order.from_dict(response.json())
         except (httpx.HTTPError, ValueError, RecordError):
+            return None
+
+    async def snapshot(self, url: str, order_id: str) -> Snapshot | None:
+        """The order as its owner at `url` holds it, with the offset that is as of; None when it cannot say."""
+        try:
+            response = await self.client.get(f"{url}{snapshot_path(order_id)}")
+            if response.status_code != 200:
+                return None
+            body = response.json()
+            order = None if body["order"] is None else Order.from_dict(body["order"])
+            return Snapshot(order_id, order, int(body["partition"]), int(body["offset"]))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, RecordError):
             return None
 
     def is_down(self, url: str) -> bool:
@@ -106,6 +120,11 @@ class Peers:
         """Close the HTTP client."""
         if self._client is not None:
             await self._client.aclose()
+
+
+def snapshot_path(order_id: str) -> str:
+    """Where a node answers with an order it owns and the offset that is as of (views/snapshots.py)."""
+    return f"/internal/orders/{quote(order_id, safe='')}/snapshot"
 
 
 Origin = tuple[str, str, int]  # scheme, host, port

@@ -85,3 +85,17 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         log.info("created topics", extra={"topics": ",".join(spec.name for spec in missing)})
     finally:
         await admin.close()
+
+
+async def partition_count(settings: KafkaSettings, topic: str) -> int:
+    """How many partitions an existing topic has; raises LookupError when the broker does not know it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, client_id=f"stategate-admin-{settings.node_id}")
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry.get("topic") == topic and entry.get("partitions"):
+            return len(entry["partitions"])
+    raise LookupError(f"topic {topic!r} has no partitions")

@@ -111,6 +111,10 @@ class OrderView:
             return None
         return url
 
+    def applied_offset(self, partition: int) -> int:
+        """The offset of the last record applied from `partition` (-1: none)."""
+        return self.store.applied_offset(partition)
+
     def applied(self) -> dict[int, int]:
         """The offset of the last record applied from each partition this node reads."""
         return {p: self.store.applied_offset(p) for p in sorted(self.active | self.standby)}

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
-from . import cluster, handover, inventory, operations, orders, service_calls
+from . import cluster, handover, inventory, operations, order_events, orders, service_calls, snapshots
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .openapi import install_document, operation_id
@@ -67,10 +67,12 @@ def create_routes() -> FastAPI:
     api.router.redirect_slashes = False  # its Location would come from the Host header
     install_problem_handlers(api)
     install_document(api)
+    api.include_router(order_events.router)
     api.include_router(orders.router)
     api.include_router(inventory.router)
     api.include_router(service_calls.router)
     api.include_router(handover.router)
+    api.include_router(snapshots.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
     return api

@@ -15,6 +15,9 @@ from stategate.app.metrics import Metrics
 
 from .problems import Problem, raw_problem
 
+HEAD = "stategate.head"
+"""Set in the scope of a HEAD request passed on as a GET, for responses that would otherwise never end."""
+
 SERVICE_CALLS = "/v1/services/"
 """Service calls pass every method, HEAD included, on to the service."""
 
@@ -36,7 +39,8 @@ class GatewayMiddleware:
         status = 500
         method = scope["method"]
         if method == "HEAD" and not scope["path"].startswith(SERVICE_CALLS):
-            scope = {**scope, "method": "GET"}  # every GET route answers HEAD: same status and headers, no body
+            # Every GET route answers HEAD: same status and headers, no body (a live stream ends at once).
+            scope = {**scope, "method": "GET", HEAD: True}
 
         async def send_with_header(message: Message) -> None:
             nonlocal status

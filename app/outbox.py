@@ -1,0 +1,59 @@
+"""What a live stream has yet to send its client: every change in order, conflated only when it falls behind.
+
+A slow client must never slow the node, nor make it hold an unbounded
+backlog. A client that keeps up gets every version of every order it
+watches, in the order the feed read them. Once more than `capacity`
+changes wait, the outbox conflates: for state, a client that has not yet
+been sent version 2 of an order gains nothing from it once version 3
+waits behind it, so only the newest waiting change of each order stays,
+where it was. The changes of each partition stay in offset order, so an
+event id remains a promise about everything before it (app/event_ids.py).
+Only a client with more distinct orders waiting than `capacity` is too
+slow, and is dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+from stategate.streams.order_feed import Change
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A change waiting to be sent, and the event id it carries (None inside a snapshot batch)."""
+
+    change: Change
+    event_id: str | None
+
+
+class Outbox:
+    """A bounded queue of order changes that conflates each order's older changes when it is full."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.conflated = 0
+        self._pending: collections.deque[Pending] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put(self, change: Change, event_id: str | None) -> bool:
+        """Queue a change; False when, even conflated, more than `capacity` changes wait."""
+        self._pending.append(Pending(change, event_id))
+        if len(self._pending) <= self.capacity:
+            return True
+        self._conflate()
+        return len(self._pending) <= self.capacity
+
+    def take(self) -> Pending | None:
+        """The oldest waiting change, or None."""
+        return self._pending.popleft() if self._pending else None
+
+    def _conflate(self) -> None:
+        """Keep only each order's newest waiting change, where it is."""
+        newest = {pending.change.order.id: i for i, pending in enumerate(self._pending)}
+        kept = [pending for i, pending in enumerate(self._pending) if newest[pending.change.order.id] == i]
+        self.conflated += len(self._pending) - len(kept)
+        self._pending = collections.deque(kept)

@@ -1,0 +1,71 @@
+"""Live updates as Server-Sent Events on one node (real broker, services, node and HTTP)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from .conftest import System
+from .processes import wait_for
+from .sse import Reader
+
+
+def order_body(customer: str, product: str, **extra: object) -> dict[str, object]:
+    return {"customer_id": customer, "product": product, "quantity": 1, "price": 1.0, **extra}
+
+
+def test_an_order_stream_sends_the_snapshot_then_each_version_and_ends(
+    system: System, product: str, customer: str
+) -> None:
+    system.stock(product, 10)
+    order_id = f"sse-{uuid.uuid4().hex[:10]}"
+    placed = httpx.post(f"{system.url}/v1/orders", json=order_body(customer, product, id=order_id), timeout=10)
+    assert placed.status_code == 202, placed.text
+    with httpx.stream("GET", f"{system.url}/v1/orders/{order_id}/events", timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = list(Reader(response))
+    states = [event.json()["state"] for event in events]
+    versions = [event.json()["version"] for event in events]
+    assert all(event.event == "order" for event in events)
+    assert states[-1] == "VALIDATED" and states[0] in ("CREATED", "VALIDATED"), states
+    assert versions == sorted(set(versions)), versions  # no duplicate, in order
+    assert events[-1].id is not None
+
+
+def test_a_customer_stream_sends_the_customers_orders_then_new_ones_and_no_one_elses(
+    system: System, product: str, customer: str
+) -> None:
+    system.stock(product, 100)
+    url = system.url
+    before = httpx.post(f"{url}/v1/orders?wait_for=VALIDATED", json=order_body(customer, product), timeout=15).json()
+    wait_for(lambda: _indexed(url, customer, before["id"]), 15, "the customer index to list the order")
+    someone_else = order_body(f"other-{uuid.uuid4().hex[:8]}", product)
+    events: list[dict[str, object]] = []
+    with httpx.stream("GET", f"{url}/v1/events", params={"customer_id": customer}, timeout=30) as response:
+        assert response.status_code == 200
+        reader = iter(Reader(response))
+        first = next(reader).json()
+        assert (first["id"], first["state"]) == (before["id"], "VALIDATED")  # the snapshot
+        other = httpx.post(f"{url}/v1/orders?wait_for=VALIDATED", json=someone_else, timeout=15).json()
+        bodies = [order_body(customer, product) for _ in range(2)]
+        placed = [httpx.post(f"{url}/v1/orders", json=body, timeout=15).json()["id"] for body in bodies]
+        validated: set[str] = set()
+        for event in reader:
+            order = event.json()
+            events.append(order)
+            if order["state"] == "VALIDATED":
+                validated.add(str(order["id"]))
+            if validated == set(placed):
+                break
+    assert other["id"] not in {e["id"] for e in events}
+    assert [(e["id"], e["state"]) for e in events if e["id"] == placed[0]] == [
+        (placed[0], "CREATED"),
+        (placed[0], "VALIDATED"),
+    ]
+
+
+def _indexed(url: str, customer: str, order_id: str) -> bool:
+    listed = httpx.get(f"{url}/v1/orders", params={"customer_id": customer}, timeout=10).json()
+    return order_id in {order["id"] for order in listed["orders"]}

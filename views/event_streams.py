@@ -1,0 +1,157 @@
+"""Writing a live stream to its client as Server-Sent Events, in plain ASGI.
+
+A stream can stay open for hours and a node may hold ten thousand, so the
+response is a small ASGI callable rather than a generator under
+StreamingResponse: the request's own coroutine hears the client leave,
+and one task writes. The task sends each change the outbox hands it
+(app/outbox.py), a comment line every `heartbeat` seconds of silence so
+that proxies keep the connection, and a last event when the stream ends:
+
+    complete   the watched orders reached a terminal state: the response ends
+    stopping   the node is shutting down: `event: reconnect`, then the end
+    slow       the client fell too far behind, or one write stalled for
+               `slow_seconds`: the connection is cut (nothing more can be
+               written to it); the client resumes with Last-Event-ID
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from stategate.app.http_protocol import TRANSPORT
+from stategate.app.metrics import Metrics
+from stategate.app.order_streams import OrderStream, OrderStreams
+from stategate.app.outbox import Pending
+
+from .middleware import HEAD
+
+log = logging.getLogger("stategate.views")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx: pass events on at once
+]
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+def order_event(pending: Pending, retry_ms: int | None = None) -> bytes:
+    """One `order` event: its id (when it has one) and the order's JSON on one data line."""
+    lines = [b"event: order"]
+    if pending.event_id is not None:
+        lines.append(b"id: " + pending.event_id.encode())
+    if retry_ms is not None:
+        lines.append(b"retry: " + str(retry_ms).encode())
+    lines.append(b"data: " + pending.change.order.to_json())
+    return b"\n".join(lines) + b"\n\n"
+
+
+def reconnect_event(reason: str, retry_ms: int) -> bytes:
+    """The last event of a stream whose node stops: reconnect (to any node) with Last-Event-ID."""
+    data = orjson.dumps({"reason": reason})
+    return b"event: reconnect\nretry: " + str(retry_ms).encode() + b"\ndata: " + data + b"\n\n"
+
+
+class EventStreamResponse(Response):
+    """The SSE response of one open `OrderStream`; closes the stream however the response ends."""
+
+    def __init__(
+        self,
+        stream: OrderStream,
+        streams: OrderStreams,
+        metrics: Metrics,
+        heartbeat: float,
+        slow_seconds: float,
+        retry_ms: int,
+    ) -> None:
+        super().__init__(status_code=200)
+        self.stream = stream
+        self.streams = streams
+        self.metrics = metrics
+        self.heartbeat = heartbeat
+        self.slow_seconds = slow_seconds
+        self.retry_ms = retry_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = self.stream
+        transport: Any = scope.get(TRANSPORT)
+        if transport is not None:
+            stream.on_end = lambda reason: transport.abort() if reason == "slow" else None
+        gauge = self.metrics.live_streams.labels("sse")
+        gauge.inc()
+        try:
+            extra = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
+            await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *extra]})
+            if scope.get(HEAD):
+                await send({"type": "http.response.body", "body": b""})
+                return
+            writer = asyncio.get_running_loop().create_task(self._write(send))
+            try:
+                while not writer.done():
+                    message = await _either(receive(), writer)
+                    if message is not None and message["type"] == "http.disconnect":
+                        break
+            finally:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+        finally:
+            gauge.dec()
+            self.metrics.live_conflated.inc(stream.outbox.conflated)
+            if stream.ended == "slow":
+                self.metrics.live_dropped.labels("sse").inc()
+                log.info("dropped a slow live client", extra={"orders": len(stream.interest.orders)})
+            self.streams.close(stream)
+
+    async def _write(self, send: Send) -> None:
+        stream = self.stream
+        first = True
+        sent = self.metrics.live_events.labels("sse")
+        while True:
+            pending = stream.take()
+            if pending is None:
+                if stream.ended is not None:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stream.ready.wait(), self.heartbeat)
+                    continue
+                chunk = KEEP_ALIVE
+            else:
+                chunk = order_event(pending, self.retry_ms if first else None)
+                first = False
+            if not await self._send(send, chunk):
+                return
+            if pending is not None:
+                sent.inc()
+                stream.sent(pending)
+        if stream.ended == "stopping":
+            await self._send(send, reconnect_event("node stopping", self.retry_ms))
+        if stream.ended != "slow":
+            await self._send(send, b"", more=False)
+
+    async def _send(self, send: Send, chunk: bytes, more: bool = True) -> bool:
+        """Write one chunk; False (and the stream ended as slow) when the client does not take it in time."""
+        try:
+            message = {"type": "http.response.body", "body": chunk, "more_body": more}
+            await asyncio.wait_for(send(message), self.slow_seconds)
+        except TimeoutError:
+            self.stream.end("slow")
+            return False
+        return True
+
+
+async def _either(receiving: Any, writer: asyncio.Task[None]) -> Any:
+    """The client's next message, or None when the writer finished first."""
+    listener = asyncio.ensure_future(receiving)
+    done, _ = await asyncio.wait({listener, writer}, return_when=asyncio.FIRST_COMPLETED)
+    if listener in done:
+        return listener.result()
+    listener.cancel()
+    return None
