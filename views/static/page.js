@@ -147,29 +147,29 @@ function announce(text) {
 }
 
 function validationsText(validations) {
-  const entries = Object.entries(validations || {});
+  const entries = Object.entries(validations || {}).sort(([a], [b]) => a.localeCompare(b));
   return entries.length ? entries.map(([check, result]) => `${check}: ${result}`).join(", ") : "none yet";
 }
 
 function showStep(step, order, node) {
   const row = document.createElement("tr");
-  cell(row, timeStamp());
+  cell(row, timeStamp(), "nowrap");
   cell(row, step);
   cell(row, order.state, `state state-${order.state}`);
   cell(row, String(order.version));
   cell(row, validationsText(order.validations));
-  cell(row, node);
+  cell(row, node, "nowrap");
   $("progress-rows").append(row);
   announce(`Order ${order.id} is ${order.state} (version ${order.version}, from ${node}).`);
 }
 
 function showNote(step, text, node = "") {
   const row = document.createElement("tr");
-  cell(row, timeStamp());
+  cell(row, timeStamp(), "nowrap");
   cell(row, step);
   const note = cell(row, text, "note");
   note.colSpan = 3;
-  cell(row, node);
+  cell(row, node, "nowrap");
   $("progress-rows").append(row);
 }
 
@@ -248,7 +248,8 @@ async function followEvents(orderId, signal) {
     const outcome = await readStream(response, signal);
     lastEventId = outcome.lastEventId || lastEventId;
     if (outcome.terminal) return true;
-    showNote("events", "the stream ended early: reconnecting", nodeOf(response));
+    const why = outcome.reconnect ? "the node asked for a reconnect" : "the stream ended early";
+    showNote("events", `${why}: reconnecting with Last-Event-ID ${lastEventId || "(none)"}`, nodeOf(response));
     await delay(attempt * 250, signal);
   }
   return false;
@@ -281,7 +282,7 @@ async function readStream(response, signal) {
   } finally {
     reader.cancel().catch(() => {});
   }
-  return { terminal, lastEventId: parser.lastEventId };
+  return { terminal, reconnect, lastEventId: parser.lastEventId };
 }
 
 // The fallback: GET /v1/orders/{id}?wait_for=VALIDATED,FAILED until the order is terminal.
