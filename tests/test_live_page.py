@@ -158,7 +158,9 @@ def test_the_page_follows_the_event_stream_and_reconnects_with_the_last_event_id
         if len(asked) == 1:
             created = {**order, "state": "CREATED", "version": 1, "validations": {}}
             body = (
-                f"event: order\r\nid: v1\r\ndata: {json.dumps(created)}\r\n\r\n: keep-alive\r\nevent: reconnect\r\n\r\n"
+                f"event: order\r\nid: v1\r\ndata: {json.dumps(created)}\r\n\r\n"
+                ": keep-alive\r\n"
+                'event: reconnect\r\nretry: 100\r\ndata: {"reason": "node stopping"}\r\n\r\n'
             )
             node = "node-stopping"
         else:
@@ -245,15 +247,15 @@ def test_the_pages_sse_parser_reads_events_cut_anywhere(live_page: Watched) -> N
         'event: order\r\nid: a1\r\ndata: {"state":\r\ndata: "CREATED"}\r\n\r\n'
         "event: order\nid: a2\ndata: second\n\n"
         "data: third\r\r"
-        "event: reconnect\n\n"
+        "event: reconnect\nretry: 1500\ndata: {}\n\n"
     )
-    events: list[dict[str, Any]] = live_page.page.evaluate(
+    events: list[Any] = live_page.page.evaluate(
         """async stream => {
              const { SseParser } = await import('/static/sse.js');
              const seen = [];
              const parser = new SseParser(event => seen.push(event));
              for (const c of stream) parser.feed(c);  // one character at a time: every cut
-             return seen;
+             return [...seen, parser.retryMs];
            }""",
         stream,
     )
@@ -261,7 +263,8 @@ def test_the_pages_sse_parser_reads_events_cut_anywhere(live_page: Watched) -> N
         {"event": "order", "id": "a1", "data": '{"state":\n"CREATED"}'},
         {"event": "order", "id": "a2", "data": "second"},
         {"event": "message", "id": "a2", "data": "third"},
-        {"event": "reconnect", "id": "a2", "data": ""},
+        {"event": "reconnect", "id": "a2", "data": "{}"},
+        1500,
     ]
 
 

@@ -250,7 +250,7 @@ async function followEvents(orderId, signal) {
     if (outcome.terminal) return true;
     const why = outcome.reconnect ? "the node asked for a reconnect" : "the stream ended early";
     showNote("events", `${why}: reconnecting with Last-Event-ID ${lastEventId || "(none)"}`, nodeOf(response));
-    await delay(attempt * 250, signal);
+    await delay(Math.min(outcome.retryMs ?? attempt * 250, 10_000), signal);
   }
   return false;
 }
@@ -282,7 +282,7 @@ async function readStream(response, signal) {
   } finally {
     reader.cancel().catch(() => {});
   }
-  return { terminal, reconnect, lastEventId: parser.lastEventId };
+  return { terminal, reconnect, lastEventId: parser.lastEventId, retryMs: parser.retryMs };
 }
 
 // The fallback: GET /v1/orders/{id}?wait_for=VALIDATED,FAILED until the order is terminal.

@@ -3,15 +3,17 @@
 //
 // Feed it text as it arrives, in chunks cut anywhere; it calls onEvent({event, id, data})
 // once per event. Lines end with LF, CRLF or CR; a line starting with ":" is a comment;
-// the fields read are event, id and data (several data lines join with "\n"); retry and
-// unknown fields are ignored. Unlike the HTML standard, an event with a name and no data
-// (such as "event: reconnect") is still dispatched, with data "".
+// the fields read are event, id, data (several data lines join with "\n") and retry (kept
+// as retryMs: the reconnection delay the server asks for); other fields are ignored.
+// Unlike the HTML standard, an event with a name and no data (such as a bare
+// "event: reconnect") is still dispatched, with data "".
 
 export class SseParser {
   constructor(onEvent) {
     this.onEvent = onEvent;
     this.buffer = "";
     this.lastEventId = "";
+    this.retryMs = null;
     this.reset();
   }
 
@@ -63,6 +65,7 @@ export class SseParser {
     if (name === "event") this.eventType = value;
     else if (name === "data") this.dataLines.push(value);
     else if (name === "id" && !value.includes("\0")) this.lastEventId = value;
+    else if (name === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
   }
 
   dispatch() {
