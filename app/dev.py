@@ -89,6 +89,7 @@ def run_dev(
             "\nstategate dev is ready\n"
             f"  Kafka      {kafka.bootstrap}\n"
             f"{gateways}"
+            f"  live page  {url}/\n"
             f"  cluster    {url}/v1/cluster\n"
             f"  API docs   {url}/docs\n"
             f"  demo stock {', '.join(f'{p}={n}' for p, n in DEMO_STOCK.items())}\n\n"

@@ -5,7 +5,7 @@ uvicorn ─► CORSMiddleware (only with STATEGATE_CORS_ORIGINS)
         ─► GatewayMiddleware (node header, body limit, metrics)
         ─► OrderPosts (places plainly valid orders, views/order_posts.py)
         ─► ServiceRequests (plainly valid service calls, views/service_requests.py)
-        ─► FastAPI (every route: views/orders.py, service_calls.py, inventory, cluster, ...)
+        ─► FastAPI (every route: views/orders.py, service_calls.py, inventory, cluster, ..., page: GET /)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
-from . import cluster, handover, inventory, operations, order_events, orders, service_calls, snapshots
+from . import cluster, handover, inventory, operations, order_events, orders, page, service_calls, snapshots
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .openapi import install_document, operation_id
@@ -75,4 +75,5 @@ def create_routes() -> FastAPI:
     api.include_router(snapshots.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
+    api.include_router(page.router)  # GET /: the live page, outside the OpenAPI document
     return api
