@@ -70,7 +70,7 @@ class Watched:
         self.requests.append(request.url)
 
     def on_console(self, message: ConsoleMessage) -> None:
-        if message.type == "error" and "404" not in message.text:  # the SSE route may not exist: the page falls back
+        if message.type == "error":
             self.errors.append(message.text)
 
 

@@ -17,7 +17,10 @@ router = APIRouter(tags=["cluster"])
     responses={200: answer("The members and this node's view.", Cluster)},
 )
 async def cluster(node: NodeDep) -> JSONResponse:
-    """`{"self", "reply_partitions", "view", "nodes": [{"id", "url", "partitions", "answers"}]}`.
+    """`{"self", "partitions", "reply_partitions", "view", "nodes": [{"id", "url", "partitions", "answers"}]}`.
+
+    `partitions` is how many partitions `orders` has (an order id's partition is
+    Kafka's murmur2 of the id modulo this; 0 before this node knows).
 
     Ids of other nodes come from their own /healthz; `answers` is false for a
     member whose /healthz did not answer this node's last probe (it gets no
@@ -42,5 +45,11 @@ async def cluster(node: NodeDep) -> JSONResponse:
         "applied": {str(p): offset for p, offset in node.view.applied().items()},
     }
     return JSONResponse(
-        {"self": node.settings.node_id, "reply_partitions": reply_partitions, "view": view, "nodes": nodes}
+        {
+            "self": node.settings.node_id,
+            "partitions": node.feed.partitions,
+            "reply_partitions": reply_partitions,
+            "view": view,
+            "nodes": nodes,
+        }
     )

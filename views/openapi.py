@@ -124,6 +124,7 @@ class Cluster(TypedDict):
     """The live nodes, the partitions each owns, and this node's own view."""
 
     self: str
+    partitions: Annotated[int, Field(description="How many partitions `orders` has (0 before the node knows).")]
     reply_partitions: list[int]
     view: OrderViewState
     nodes: list[ClusterNode]

@@ -84,8 +84,10 @@ async function loadCluster() {
   renderCluster(currentOrderId());
 }
 
-// The partition count: one more than the highest partition any node owns or holds.
+// The partition count of orders: the cluster map says it (older nodes did not: then one
+// more than the highest partition any node owns or holds).
 function partitionCount(map) {
+  if (map.partitions) return map.partitions;
   const numbers = map.nodes.flatMap((node) => node.partitions);
   if (map.view) numbers.push(...map.view.active, ...map.view.standby);
   return numbers.length ? Math.max(...numbers) + 1 : 0;
