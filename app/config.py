@@ -51,6 +51,10 @@ class Settings(KafkaSettings):
     slow_client_seconds: float = Field(10.0, gt=0)
     heartbeat_seconds: float = Field(15.0, gt=0)
     feed_history: int = Field(1_000, ge=1)
+    # WebSocket sessions: how long a session waits for its client to come back (to any node),
+    # and how many of its answers it keeps for a client that comes back.
+    session_grace_seconds: float = Field(60.0, gt=0)
+    session_replay: int = Field(1_000, ge=1)
 
     log_level: str = "INFO"
     # Faust, aiokafka and mode log a lot at INFO; their rebalance and recovery

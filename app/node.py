@@ -33,6 +33,7 @@ from .orders import OrderService
 from .ownership import Ownership
 from .peers import Peers
 from .service_calls import ServiceCalls
+from .sessions import Sessions, Socket
 from .waiters import Waiters
 
 log = logging.getLogger("stategate.node")
@@ -88,6 +89,15 @@ class Node:
             capacity=settings.stream_backlog,
         )
         self.metrics.live_subscriptions.set_function(lambda: len(self.streams))
+        self.sessions = Sessions(
+            settings.url,
+            grace=settings.session_grace_seconds,
+            replay_size=settings.session_replay,
+            members=lambda: self.ownership.members(),
+            client=lambda: self.peers.client,
+            secret=lambda: self.service_calls.cluster_secret,
+        )
+        self.sockets: set[Socket] = set()
         self.draining = False
 
     def _on_change(self, order: Order) -> None:
@@ -133,6 +143,8 @@ class Node:
         # Service replies that come while open requests finish are still answered.
         self.service_calls.close(grace=max(self.settings.drain_seconds - 1.0, 0.0))
         streams = self.streams.close_all()
+        for socket in list(self.sockets):
+            socket.stop(1012, "node stopping: reconnect to another node")
         log.info("answered parked requests", extra={"parked": parked, "streams": streams})
 
     @contextlib.asynccontextmanager

@@ -80,6 +80,10 @@ def create_server(settings: Settings, create_api: ApiFactory) -> NodeServer:
         proxy_headers=False,  # the client address is never taken from X-Forwarded-For
         timeout_graceful_shutdown=int(settings.drain_seconds),
         timeout_keep_alive=30,
+        # WebSockets: messages no larger than a request body; pings keep idle sockets alive through proxies.
+        ws_max_size=settings.max_body_bytes,
+        ws_ping_interval=settings.heartbeat_seconds,
+        ws_ping_timeout=settings.heartbeat_seconds,
         limit_concurrency=settings.max_waiters + 1000,
     )
     return NodeServer(config, node)

@@ -195,10 +195,18 @@ class OrderStreams:
         for stream in (*self._by_key.get(order.id.encode(), ()), *self._by_customer.get(order.customer_id, ())):
             stream.offer(change)
 
-    async def open(self, interest: Interest, last_event_id: str | None, timeout: float) -> OrderStream:
+    async def open(
+        self,
+        interest: Interest,
+        last_event_id: str | None,
+        timeout: float,
+        outbox: Outbox | None = None,
+        ready: asyncio.Event | None = None,
+    ) -> OrderStream:
         """A live stream of `interest`, resumed after `last_event_id` when that names positions.
 
-        Raises ShuttingDown, TooManyStreams, or NoOwner when an order's owner
+        Streams that feed one connection (a WebSocket's subscriptions) share
+        its `outbox` and `ready` event. Raises ShuttingDown, TooManyStreams, or NoOwner when an order's owner
         cannot be asked right now (a rebalance) or the feed is not reading.
         """
         if self.closing:
@@ -221,8 +229,9 @@ class OrderStreams:
         stream = OrderStream(
             interest,
             partitions,
-            Outbox(self.capacity),
+            Outbox(self.capacity) if outbox is None else outbox,
             ends_when_terminal=interest.customer_id is None,
+            ready=asyncio.Event() if ready is None else ready,
         )
         self._add(stream)
         try:

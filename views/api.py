@@ -16,7 +16,19 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
-from . import cluster, handover, inventory, operations, order_events, orders, page, service_calls, snapshots
+from . import (
+    cluster,
+    handover,
+    inventory,
+    operations,
+    order_events,
+    orders,
+    page,
+    service_calls,
+    session_handover,
+    snapshots,
+    websocket,
+)
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .openapi import install_document, operation_id
@@ -73,6 +85,8 @@ def create_routes() -> FastAPI:
     api.include_router(service_calls.router)
     api.include_router(handover.router)
     api.include_router(snapshots.router)
+    api.include_router(session_handover.router)
+    api.include_router(websocket.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
     api.include_router(page.router)  # GET /: the live page, outside the OpenAPI document

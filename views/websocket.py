@@ -1,0 +1,386 @@
+"""`GET /v1/ws`: one WebSocket to watch orders, place them and call services, on any node.
+
+Client → node (JSON text messages):
+    {"op": "subscribe", "orders": ["ID", …]}            every change of those orders
+    {"op": "unsubscribe", "orders": ["ID", …]}
+    {"op": "place", "ref": "R", "order": {…}, "wait_for": "VALIDATED"}
+    {"op": "call", "ref": "R", "service": "echo", "method": "POST", "path": "/x", "headers": {…}, "body": "…"}
+Node → client:
+    {"type": "hello", "node", "session", "resumed"}     first, on every connection
+    {"type": "order", "order": {…}, "node"}             a change of a subscribed or placed order
+    {"type": "order", "ref": "R", "order": {…}, "seq"}  a placed order, as written
+    {"type": "reply", "ref": "R", "status", "headers", "body", "more", "seq"}
+    {"type": "error", "ref": "R", "problem": {…}, "seq"}
+
+Answers to a client's requests (`ref`) go through its session
+(app/sessions.py): numbered, kept, and delivered after a reconnect to
+this node or another (`/v1/ws?session=ID&seen=N`). Order changes come from
+live streams (app/order_streams.py) that share one outbox per socket; a
+subscription ends by itself once its order is terminal (or, for a placed
+order, reached `wait_for`). A client too slow to take what it is sent is
+closed with 1008; a stopping node closes every socket with 1012.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import re
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from stategate.app.errors import (
+    KafkaUnavailable,
+    NodeStopping,
+    NoOwner,
+    ShuttingDown,
+    TooManyCalls,
+    TooManyStreams,
+    TwoOrderIds,
+    UnknownService,
+)
+from stategate.app.handover import ReplyPart
+from stategate.app.http_answers import problem_document
+from stategate.app.node import Node
+from stategate.app.order_streams import Interest, OrderStream
+from stategate.app.orders import ORDER_ID_PATTERN, ORDER_STATES, NewOrder
+from stategate.app.outbox import Outbox
+from stategate.app.sessions import MAX_SESSION_ID_LENGTH, Message, Session
+
+from .input_limits import MAX_ORDER_ID_LENGTH, MAX_SERVICE_LENGTH, MAX_SERVICE_PATH_LENGTH
+from .orders import OrderIn
+from .problems import invalid
+from .wait_params import DEFAULT_WAIT_SECONDS
+
+log = logging.getLogger("stategate.views")
+router = APIRouter()
+
+MAX_SUBSCRIPTIONS = 100
+MAX_CALLS = 100
+MAX_REF_LENGTH = 100
+MAX_WAITING_REPLIES = 1_000
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+GOING_AWAY = 1012  # service restart: reconnect elsewhere
+POLICY = 1008
+TRY_LATER = 1013
+_ORDER_ID = re.compile(ORDER_ID_PATTERN)
+
+
+class BadMessage(Exception):
+    """A client message this node cannot act on: answered with a 422 problem."""
+
+
+@router.websocket("/v1/ws")
+async def live_socket(websocket: WebSocket, session: str | None = None, seen: int = 0) -> None:
+    """Accept the socket (or refuse it: 403 for a foreign origin, 1013 when full) and serve it until it closes."""
+    node: Node = websocket.app.state.node
+    if not _origin_allowed(websocket, node.settings.cors_origins):
+        await websocket.close(POLICY, "origin not allowed")
+        return
+    if node.draining or len(node.sockets) >= node.settings.max_streams:
+        await websocket.close(TRY_LATER, "this node holds all the sockets it may; try another node")
+        return
+    await websocket.accept()
+    await LiveSocket(websocket, node).serve(session, seen)
+
+
+class LiveSocket:
+    """One open WebSocket: its subscriptions, its session, and the task that writes to it."""
+
+    def __init__(self, websocket: WebSocket, node: Node) -> None:
+        self.websocket = websocket
+        self.node = node
+        self.ready = asyncio.Event()
+        self.outbox = Outbox(node.settings.stream_backlog)
+        self.replies: collections.deque[Message] = collections.deque()
+        self.subscriptions: dict[str, OrderStream] = {}
+        self.placed: dict[str, tuple[str, frozenset[str]]] = {}  # order id -> ref, states that end the watch
+        self.close_reason: tuple[int, str] | None = None
+        self.session: Session | None = None
+
+    async def serve(self, session_id: str | None, seen: int) -> None:
+        """Hello, the messages a resumed session is owed, then requests until the socket closes."""
+        node = self.node
+        node.sockets.add(self)
+        node.metrics.live_streams.labels("ws").inc()
+        sessions = node.sessions
+        if session_id and len(session_id) <= MAX_SESSION_ID_LENGTH:
+            session, owed, resumed = await sessions.resume(session_id, max(seen, 0))
+        else:
+            session, owed, resumed = sessions.new(), [], False
+        self.session = session
+        await self._send({"type": "hello", "node": node.settings.node_id, "session": session.id, "resumed": resumed})
+        self.replies.extend(owed)
+        sessions.attach(session, self._push_reply)
+        writer = asyncio.get_running_loop().create_task(self._write())
+        try:
+            await self._read()
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            sessions.detach(session)
+            for stream in self.subscriptions.values():
+                node.streams.close(stream)
+            node.metrics.live_conflated.inc(self.outbox.conflated)
+            node.metrics.live_streams.labels("ws").dec()
+            node.sockets.discard(self)
+            if self.close_reason is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.websocket.close(*self.close_reason), 1.0)
+
+    def stop(self, code: int, reason: str) -> None:
+        """Close the socket soon (the node stops, or the client is too slow)."""
+        if self.close_reason is None:
+            self.close_reason = (code, reason)
+            if code == POLICY:
+                self.node.metrics.live_dropped.labels("ws").inc()
+            self.ready.set()
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        while self.close_reason is None:
+            try:
+                text = await self.websocket.receive_text()
+            except (WebSocketDisconnect, RuntimeError, KeyError):
+                return  # closed, or a binary frame: receive_text cannot read it
+            try:
+                message = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                message = None
+            if not isinstance(message, dict):
+                self._error(None, 422, "A message is a JSON object.")
+                continue
+            try:
+                await self._handle(message)
+            except BadMessage as exc:
+                self._error(_text_or_none(message.get("ref")), 422, str(exc))
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "subscribe":
+            await self._subscribe(_order_ids(message.get("orders")), _text_or_none(message.get("ref")))
+        elif op == "unsubscribe":
+            for order_id in _order_ids(message.get("orders")):
+                self._unsubscribe(order_id)
+        elif op == "place":
+            self._spawn(self._place(_ref(message), message, _states(message.get("wait_for"))))
+        elif op == "call":
+            self._spawn(self._call(_ref(message), message))
+        else:
+            raise BadMessage("op is one of subscribe, unsubscribe, place, call")
+
+    def _spawn(self, work: Any) -> None:
+        assert self.session is not None
+        if len(self.session.tasks) >= MAX_CALLS:
+            work.close()
+            raise BadMessage(f"at most {MAX_CALLS} places and calls at once")
+        task = asyncio.get_running_loop().create_task(work)
+        self.session.tasks.add(task)
+        task.add_done_callback(self.session.tasks.discard)
+
+    # -- orders -----------------------------------------------------------------------------------------
+
+    async def _subscribe(self, order_ids: list[str], ref: str | None) -> None:
+        new = [order_id for order_id in dict.fromkeys(order_ids) if order_id not in self.subscriptions]
+        if len(self.subscriptions) + len(new) > MAX_SUBSCRIPTIONS:
+            raise BadMessage(f"at most {MAX_SUBSCRIPTIONS} orders per socket")
+        for order_id in new:
+            try:
+                stream = await self.node.streams.open(
+                    Interest(orders=frozenset({order_id})), None, DEFAULT_WAIT_SECONDS, self.outbox, self.ready
+                )
+            except (TooManyStreams, ShuttingDown, NoOwner) as exc:
+                self._error(ref, 503, f"cannot watch order {order_id!r} right now: {exc or 'try again'}")
+                continue
+            stream.on_end = lambda reason: self.stop(POLICY, "too slow") if reason == "slow" else None
+            self.subscriptions[order_id] = stream
+
+    def _unsubscribe(self, order_id: str) -> None:
+        stream = self.subscriptions.pop(order_id, None)
+        if stream is not None:
+            self.node.streams.close(stream)
+        self.placed.pop(order_id, None)
+
+    async def _place(self, ref: str, message: dict[str, Any], wanted: frozenset[str]) -> None:
+        try:
+            body = OrderIn.model_validate(message.get("order"))
+        except ValidationError as exc:
+            self._error(ref, 422, "the order is malformed", errors=invalid(list(exc.errors())).extra["errors"])
+            return
+        new = NewOrder(body.customer_id, body.product, body.quantity, body.price, body.id)
+        try:
+            placement = await self.node.orders.place_order(new, _text_or_none(message.get("idempotency_key")))
+        except KafkaUnavailable as exc:
+            self.node.metrics.commands_failed.inc()
+            self._error(ref, 503, str(exc))
+            return
+        except TwoOrderIds as exc:
+            self._error(ref, 422, str(exc))
+            return
+        order = placement.order
+        self._emit({"type": "order", "ref": ref, "order": order.as_dict(), "node": self.node.settings.node_id})
+        if order.state in wanted or order.is_terminal:
+            return
+        self.placed[order.id] = (ref, wanted)
+        with contextlib.suppress(BadMessage):
+            await self._subscribe([order.id], ref)
+
+    # -- service calls ----------------------------------------------------------------------------------
+
+    async def _call(self, ref: str, message: dict[str, Any]) -> None:
+        service = message.get("service")
+        method = str(message.get("method") or "GET").upper()
+        path = message.get("path") or "/"
+        headers = message.get("headers") or {}
+        body = message.get("body") or ""
+        problem = _call_problem(service, method, path, headers, body, self.node.settings.max_body_bytes)
+        if problem is not None:
+            self._error(ref, 422, problem)
+            return
+        assert isinstance(service, str) and isinstance(path, str) and isinstance(body, str)
+        content_type = str(headers.get("content-type") or headers.get("Content-Type") or "application/json")
+        timeout = float(message.get("timeout") or DEFAULT_WAIT_SECONDS)
+        calls = self.node.service_calls
+        try:
+            call = await calls.send(service, method, path, content_type, body.encode())
+        except UnknownService:
+            self._error(ref, 404, f"No service {service!r}.")
+            return
+        except (TooManyCalls, NodeStopping, KafkaUnavailable) as exc:
+            self._error(ref, 503, str(exc) or "The service cannot be called right now.")
+            return
+        try:
+            while True:
+                part = await call.next_part(min(max(timeout, 0.1), 60.0))
+                if part is None:
+                    self._error(ref, 504, "No reply within the timeout.")
+                    return
+                self._emit(_reply_message(ref, part))
+                if part.ends:
+                    return
+        finally:
+            calls.finish(call)
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    def _emit(self, message: Message) -> None:
+        """A message answering a request: through the session, so that a reconnect finds it."""
+        assert self.session is not None
+        self.session.emit(message)
+
+    def _error(self, ref: str | None, status: int, detail: str, **extra: Any) -> None:
+        problem = orjson.loads(problem_document(status, detail=detail, **extra))
+        message: Message = {"type": "error", "ref": ref, "problem": problem}
+        if ref is None:
+            self._push_reply(message)
+        else:
+            self._emit(message)
+
+    def _push_reply(self, message: Message) -> None:
+        self.replies.append(message)
+        if len(self.replies) > MAX_WAITING_REPLIES:
+            self.stop(POLICY, "too slow")
+        self.ready.set()
+
+    async def _write(self) -> None:
+        node_id = self.node.settings.node_id
+        sent = self.node.metrics.live_events.labels("ws")
+        while self.close_reason is None:
+            if self.replies:
+                await self._send(self.replies.popleft())
+                continue
+            pending = self.outbox.take()
+            if pending is None:
+                self.ready.clear()
+                await self.ready.wait()
+                continue
+            order = pending.change.order
+            message: Message = {"type": "order", "order": order.as_dict(), "node": node_id}
+            placed = self.placed.get(order.id)
+            if placed is not None:
+                message["ref"] = placed[0]
+            await self._send(message)
+            sent.inc()
+            if order.is_terminal or (placed is not None and order.state in placed[1]):
+                self._unsubscribe(order.id)
+        if self.close_reason is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.websocket.close(*self.close_reason), 1.0)
+
+    async def _send(self, message: Message) -> None:
+        try:
+            await asyncio.wait_for(
+                self.websocket.send_text(orjson.dumps(message).decode()), self.node.settings.slow_client_seconds
+            )
+        except TimeoutError:
+            self.stop(POLICY, "too slow")
+
+
+def _reply_message(ref: str, part: ReplyPart) -> Message:
+    body: Any = part.body.decode("utf-8", "replace")
+    if part.content_type.split(";")[0].strip().endswith("json") and part.body:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            body = orjson.loads(part.body)
+    headers = {"content-type": part.content_type, **dict(part.headers)}
+    return {"type": "reply", "ref": ref, "status": part.status, "headers": headers, "body": body, "more": not part.ends}
+
+
+def _call_problem(service: Any, method: str, path: Any, headers: Any, body: Any, max_body: int) -> str | None:
+    if not isinstance(service, str) or not 0 < len(service) <= MAX_SERVICE_LENGTH:
+        return f"service is a name of 1 to {MAX_SERVICE_LENGTH} characters"
+    if method not in METHODS:
+        return f"method is one of {', '.join(sorted(METHODS))}"
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > MAX_SERVICE_PATH_LENGTH:
+        return f"path starts with / and has at most {MAX_SERVICE_PATH_LENGTH} characters"
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()) or len(headers) > 20:
+        return "headers is an object of at most 20 strings"
+    if not isinstance(body, str) or len(body.encode()) > max_body:
+        return f"body is a string of at most {max_body} bytes"
+    return None
+
+
+def _order_ids(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or len(value) > MAX_SUBSCRIPTIONS:
+        raise BadMessage(f"orders is a list of 1 to {MAX_SUBSCRIPTIONS} order ids")
+    for order_id in value:
+        if not isinstance(order_id, str) or len(order_id) > MAX_ORDER_ID_LENGTH or not _ORDER_ID.match(order_id):
+            raise BadMessage(f"order ids match {ORDER_ID_PATTERN}")
+    return list(value)
+
+
+def _ref(message: dict[str, Any]) -> str:
+    ref = message.get("ref")
+    if not isinstance(ref, str) or not 0 < len(ref) <= MAX_REF_LENGTH:
+        raise BadMessage(f"ref is a string of 1 to {MAX_REF_LENGTH} characters")
+    return ref
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_REF_LENGTH else None
+
+
+def _states(value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    states = value.split(",") if isinstance(value, str) else value
+    if not isinstance(states, list) or not all(isinstance(s, str) and s in ORDER_STATES for s in states):
+        raise BadMessage(f"wait_for names states among {', '.join(ORDER_STATES)}")
+    return frozenset(states)
+
+
+def _origin_allowed(websocket: WebSocket, cors_origins: str) -> bool:
+    """Browsers name the page's origin: only the node's own origin or one in STATEGATE_CORS_ORIGINS may connect."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    allowed = {o.strip().rstrip("/") for o in cors_origins.split(",") if o.strip()}
+    host = websocket.headers.get("host", "")
+    return origin.rstrip("/") in allowed or origin.split("://", 1)[-1].rstrip("/") == host
