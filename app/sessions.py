@@ -128,8 +128,13 @@ class Sessions:
             session._expiry = None
         session.push = push
 
-    def detach(self, session: Session) -> None:
-        """The socket closed: keep collecting for `grace` seconds, then forget the session."""
+    def detach(self, session: Session, push: Push) -> None:
+        """The socket closed: keep collecting for `grace` seconds, then forget the session.
+
+        Nothing happens when another socket has attached to the session since.
+        """
+        if session.push != push:  # bound methods: equal when of the same socket
+            return
         session.push = None
         loop = asyncio.get_running_loop()
         session._expiry = loop.call_later(self.grace, self._expire, session)

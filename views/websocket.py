@@ -125,7 +125,7 @@ class LiveSocket:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-            sessions.detach(session)
+            sessions.detach(session, self._push_reply)
             for stream in self.subscriptions.values():
                 node.streams.close(stream)
             node.metrics.live_conflated.inc(self.outbox.conflated)
