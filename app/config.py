@@ -46,7 +46,8 @@ class Settings(KafkaSettings):
     # a stream may have waiting for a slow client before it is dropped, how long one write
     # may stall, the keep-alive comment interval, and how many recent records of each
     # partition the order feed keeps for clients that reconnect with Last-Event-ID.
-    max_streams: int = Field(10_000, ge=1)
+    max_streams: int = Field(10_000, ge=1)  # SSE streams and WebSocket subscriptions (one per order)
+    max_sockets: int = Field(10_000, ge=1)
     stream_backlog: int = Field(1_000, ge=1)
     slow_client_seconds: float = Field(10.0, gt=0)
     heartbeat_seconds: float = Field(15.0, gt=0)

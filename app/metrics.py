@@ -100,6 +100,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        for kind in ("sse", "ws"):  # every series shows from the start, at 0
+            self.live_streams.labels(kind)
+            self.live_events.labels(kind)
+            self.live_dropped.labels(kind)
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request and its time, by route template."""
         self.http_requests.labels(method, route, str(status)).inc()

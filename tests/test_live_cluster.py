@@ -8,6 +8,7 @@ when the flow is "in the middle".
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -33,7 +34,15 @@ class TwoNodes:
     def __init__(self, root: Path, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self.namespace = new_namespace("live")
-        env = system_env(bootstrap, self.namespace, STATEGATE_HEARTBEAT_SECONDS="0.5")
+        env = system_env(
+            bootstrap,
+            self.namespace,
+            STATEGATE_HEARTBEAT_SECONDS="0.5",
+            STATEGATE_SLOW_CLIENT_SECONDS="2",
+            STATEGATE_STREAM_BACKLOG="100",
+        )
+        self.root = root
+        self.env = env
         self.nodes = [
             Node(root / "node-1", env, node_id="node-1"),
             Node(root / "node-2", {**env, "STATEGATE_FEED_HISTORY": "2"}, node_id="node-2"),
@@ -73,12 +82,14 @@ class TwoNodes:
         """Write order versions to `orders`, keyed by id, as any producer may; wait for the acknowledgements."""
 
         async def send() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
             await producer.start()
             try:
-                for order in orders:
-                    key = str(order["id"]).encode()
-                    await producer.send_and_wait(f"{self.namespace}.orders", orjson.dumps(order), key=key)
+                sent = [
+                    await producer.send(f"{self.namespace}.orders", orjson.dumps(o), key=str(o["id"]).encode())
+                    for o in orders
+                ]
+                await asyncio.gather(*sent)
             finally:
                 await producer.stop()
 
@@ -272,3 +283,96 @@ def test_bad_requests_get_problems_before_any_stream(nodes: TwoNodes) -> None:
 def _state(nodes: TwoNodes, order_id: str) -> str | None:
     response = httpx.get(f"{nodes.nodes[0].url}/v1/orders/{order_id}", timeout=5, follow_redirects=True)
     return str(response.json()["state"]) if response.status_code == 200 else None
+
+
+def test_a_slow_reader_is_dropped_while_a_fast_one_keeps_up(nodes: TwoNodes) -> None:
+    node = nodes.nodes[0]
+    ids = [new_id() for _ in range(20)]
+    nodes.write(*(version(order_id, 1) for order_id in ids))
+    target = f"/v1/events?orders={','.join(ids)}"
+    fast = Listener(node.url + target).start()
+    fast.wait_events(len(ids))
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # takes little, and then nothing
+    slow.connect(("127.0.0.1", node.port))
+    slow.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    dropped = 'stategate_live_clients_dropped_total{kind="sse"}'
+    before = node.metric(dropped)
+    padding = {"note": "x" * 5000}  # 5 KB an event: the slow reader's buffers fill after a few thousand
+    last = 100
+    nodes.write(
+        *(
+            {**version(order_id, n, "VALIDATED" if n == last else "CREATED"), "validations": padding}
+            for n in range(2, last + 1)
+            for order_id in ids
+        )
+    )
+    fast.join(timeout=60)
+    final = {e.json()["id"]: e.json()["version"] for e in fast.events}
+    assert final == dict.fromkeys(ids, last)
+    for order_id in ids:
+        versions = [e.json()["version"] for e in fast.events if e.json()["id"] == order_id]
+        assert versions == sorted(set(versions)), versions  # in order, no duplicate (conflated only if behind)
+    wait_for(lambda: node.metric(dropped) == before + 1, 20, "the slow reader to be dropped")
+    slow.settimeout(10)
+    with pytest.raises((ConnectionResetError, TimeoutError)):
+        while slow.recv(1 << 20):  # what the node had sent, then the cut: a reset, never a clean end
+            pass
+        raise ConnectionResetError("the stream ended without a reset")
+    slow.close()
+
+
+def test_a_thousand_streams_on_one_node_each_get_the_change(nodes: TwoNodes) -> None:
+    node = nodes.nodes[1]
+    order_id = new_id()
+    nodes.write(version(order_id, 1))
+
+    async def listen(client: httpx.AsyncClient, opened: asyncio.Queue[None]) -> list[int]:
+        versions = []
+        async with client.stream("GET", f"{node.url}/v1/orders/{order_id}/events") as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    versions.append(int(orjson.loads(line[6:])["version"]))
+                    if len(versions) == 1:
+                        opened.put_nowait(None)
+        return versions
+
+    async def run() -> list[list[int]]:
+        limits = httpx.Limits(max_connections=1100)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            opened: asyncio.Queue[None] = asyncio.Queue()
+            listeners = [asyncio.create_task(listen(client, opened)) for _ in range(1000)]
+            for _ in range(1000):
+                await asyncio.wait_for(opened.get(), 60)
+            assert node.metric('stategate_live_streams{kind="sse"}') == 1000
+            await asyncio.to_thread(nodes.write, version(order_id, 2, "VALIDATED"))
+            return await asyncio.gather(*listeners)
+
+    results = asyncio.run(run())
+    assert all(versions == [1, 2] for versions in results)
+    wait_for(lambda: node.metric('stategate_live_streams{kind="sse"}') == 0, 10, "every stream to close")
+
+
+def test_a_node_joining_while_streams_are_open_loses_no_event(nodes: TwoNodes) -> None:
+    ids = [new_id() for _ in range(24)]
+    nodes.write(*(version(order_id, 1) for order_id in ids))
+    listeners = [Listener(f"{node.url}/v1/events?orders={','.join(ids)}").start() for node in nodes.nodes]
+    for listener in listeners:
+        listener.wait_events(len(ids))
+    third = Node(nodes.root / "node-3", nodes.env, node_id="node-3")
+    third.start()
+    try:
+        n = 1
+        while not third.is_ready() or n < 10:  # versions keep coming while the group rebalances
+            n += 1
+            nodes.write(*(version(order_id, n) for order_id in ids))
+            assert n < 200, "node-3 did not become ready"
+        nodes.write(*(version(order_id, n + 1, "VALIDATED") for order_id in ids))
+        for listener in listeners:
+            listener.join(timeout=30)
+            for order_id in ids:
+                versions = [e.json()["version"] for e in listener.events if e.json()["id"] == order_id]
+                assert versions == list(range(1, n + 2)), (order_id, versions)
+    finally:
+        third.stop()

@@ -56,8 +56,7 @@ class HeldService:
                     for record in records:
                         headers = {name: (value or b"").decode() for name, value in record.headers}
                         self.requests.append(headers)
-                        while not self.release.is_set():
-                            await asyncio.sleep(0.05)
+                        await asyncio.to_thread(self.release.wait)
                         if self.stopped.is_set():
                             return
                         await self._reply(producer, headers)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from pathlib import Path
 
 import httpx
+import orjson
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from .conftest import System
 from .processes import wait_for
 from .sse import Reader
+from .test_live_cluster import Listener
 
 
 def order_body(customer: str, product: str, **extra: object) -> dict[str, object]:
@@ -69,3 +76,33 @@ def test_a_customer_stream_sends_the_customers_orders_then_new_ones_and_no_one_e
 def _indexed(url: str, customer: str, order_id: str) -> bool:
     listed = httpx.get(f"{url}/v1/orders", params={"customer_id": customer}, timeout=10).json()
     return order_id in {order["id"] for order in listed["orders"]}
+
+
+def test_a_full_node_refuses_more_streams_and_a_stopping_node_sends_clients_elsewhere(
+    kafka: str, tmp_path: Path, product: str, customer: str
+) -> None:
+    full_node = {"STATEGATE_MAX_STREAMS": "2", "STATEGATE_MAX_SOCKETS": "1"}
+    with System(tmp_path, kafka, "full", services=False, **full_node) as alone:
+        url = alone.url
+        order_id = httpx.post(f"{url}/v1/orders", json=order_body(customer, product), timeout=10).json()["id"]
+        stream = Listener(f"{url}/v1/orders/{order_id}/events").start()
+        stream.wait_events(1)
+        with connect(url.replace("http://", "ws://") + "/v1/ws") as socket:
+            socket.send(orjson.dumps({"op": "subscribe", "orders": [order_id]}).decode())
+            assert orjson.loads(socket.recv(timeout=10))["type"] == "hello"
+            assert orjson.loads(socket.recv(timeout=10))["order"]["id"] == order_id  # the second stream
+            full = httpx.get(f"{url}/v1/events?orders={order_id}", timeout=10)
+            assert full.status_code == 503 and full.headers["retry-after"] == "1"
+            with pytest.raises(InvalidStatus) as refused:
+                connect(url.replace("http://", "ws://") + "/v1/ws")
+            assert refused.value.response.status_code == 503
+            assert refused.value.response.headers["retry-after"] == "1"
+            stopping = threading.Thread(target=alone.node.stop)
+            stopping.start()
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=20)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+            stream.join(timeout=20)
+            stopping.join(30)
+    assert [e.event for e in stream.events] == ["order", "reconnect"]
+    assert stream.events[-1].json() == {"reason": "node stopping"}

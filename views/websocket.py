@@ -55,7 +55,7 @@ from stategate.app.sessions import MAX_SESSION_ID_LENGTH, Message, Session
 
 from .input_limits import MAX_ORDER_ID_LENGTH, MAX_SERVICE_LENGTH, MAX_SERVICE_PATH_LENGTH
 from .orders import OrderIn
-from .problems import invalid
+from .problems import Problem, invalid, problem_response, unavailable
 from .wait_params import DEFAULT_WAIT_SECONDS
 
 log = logging.getLogger("stategate.views")
@@ -68,7 +68,6 @@ MAX_WAITING_REPLIES = 1_000
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 GOING_AWAY = 1012  # service restart: reconnect elsewhere
 POLICY = 1008
-TRY_LATER = 1013
 _ORDER_ID = re.compile(ORDER_ID_PATTERN)
 
 
@@ -78,13 +77,14 @@ class BadMessage(Exception):
 
 @router.websocket("/v1/ws")
 async def live_socket(websocket: WebSocket, session: str | None = None, seen: int = 0) -> None:
-    """Accept the socket (or refuse it: 403 for a foreign origin, 1013 when full) and serve it until it closes."""
+    """Accept the socket, or refuse the handshake: 403 for a foreign origin, 503 + Retry-After when full."""
     node: Node = websocket.app.state.node
     if not _origin_allowed(websocket, node.settings.cors_origins):
-        await websocket.close(POLICY, "origin not allowed")
+        await _refuse(websocket, Problem(403, "This origin may not open a socket here (STATEGATE_CORS_ORIGINS)."))
         return
-    if node.draining or len(node.sockets) >= node.settings.max_streams:
-        await websocket.close(TRY_LATER, "this node holds all the sockets it may; try another node")
+    if node.draining or len(node.sockets) >= node.settings.max_sockets:
+        detail = "This node holds all the sockets it may, or is stopping; try another node."
+        await _refuse(websocket, unavailable(detail, node.settings.retry_after_seconds))
         return
     await websocket.accept()
     await LiveSocket(websocket, node).serve(session, seen)
@@ -322,6 +322,14 @@ class LiveSocket:
             )
         except TimeoutError:
             self.stop(POLICY, "too slow")
+
+
+async def _refuse(websocket: WebSocket, problem: Problem) -> None:
+    """Answer the handshake with a problem document (servers without the denial extension: close 1008)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(problem_response(problem))
+    else:
+        await websocket.close(POLICY, problem.detail)
 
 
 def _reply_message(ref: str, part: ReplyPart) -> Message:
