@@ -38,6 +38,9 @@ from .waiters import Waiters
 
 log = logging.getLogger("stategate.node")
 
+SNAPSHOT_TIMEOUT_SECONDS = 5.0
+"""How long a node asking the owner for an order's snapshot waits (peer probes wait 1 s)."""
+
 
 class Node:
     """Everything one gateway node is made of, wired together."""
@@ -98,6 +101,7 @@ class Node:
             secret=lambda: self.service_calls.cluster_secret,
         )
         self.sockets: set[Socket] = set()
+        self._snapshots: dict[str, asyncio.Future[Snapshot | None]] = {}
         self.draining = False
 
     def _on_change(self, order: Order) -> None:
@@ -110,13 +114,22 @@ class Node:
             log.info("redirected parked requests after a rebalance", extra={"moved": moved})
 
     async def snapshot(self, order_id: str) -> Snapshot:
-        """The order as its owner holds it, with the offset that is as of; raises NoOwner when nobody can say."""
+        """The order as its owner holds it, with the offset that is as of; raises NoOwner when nobody can say.
+
+        Streams opened at once on one order (a thousand clients reconnecting
+        after a node stopped) share one request to the owner.
+        """
         owner = self.ownership.owner(order_id)
         if owner.is_self:
             return self.local_snapshot(order_id)
         if owner.url is None:
             raise NoOwner(f"no node owns order {order_id!r} right now")
-        snapshot = await self.peers.snapshot(owner.url, order_id)
+        asking = self._snapshots.get(order_id)
+        if asking is None:
+            asking = asyncio.ensure_future(self.peers.snapshot(owner.url, order_id, SNAPSHOT_TIMEOUT_SECONDS))
+            self._snapshots[order_id] = asking
+            asking.add_done_callback(lambda _: self._snapshots.pop(order_id, None))
+        snapshot = await asyncio.shield(asking)
         if snapshot is None:
             raise NoOwner(f"the owner of order {order_id!r} did not answer")
         return snapshot

@@ -35,6 +35,8 @@ K = TypeVar("K", str, bytes)
 
 MAX_VERSIONS_KEPT = 10_000
 """Orders a customer stream remembers the last version of; beyond, the oldest are forgotten."""
+MAX_FEED_LAG_SECONDS = 2.0
+"""How long a stream resumed on this node waits for its feed to reach the client's event id."""
 MAX_RANGE_READS = 4
 """Reads of old records from Kafka at once, for clients that come back after a long time."""
 
@@ -223,9 +225,11 @@ class OrderStreams:
         resume = decode_event_id(last_event_id, count) or {}
         resume = {p: offset for p, offset in resume.items() if p in partitions}
         for partition, offset in resume.items():
-            # What the client has seen must be behind this node's feed, or it would be sent again.
-            if not await self.feed.wait_past(partition, offset, timeout):
-                raise NoOwner("this node has not yet read as far as the stream's last event")
+            # What the client has seen must be behind this node's feed, or it would be sent again. Another
+            # node's feed may be a little ahead; an id further ahead than Kafka is was not made here.
+            if not await self.feed.wait_past(partition, offset, min(timeout, MAX_FEED_LAG_SECONDS)):
+                resume = {}  # fresh snapshots, never an error the client would retry for ever
+                break
         stream = OrderStream(
             interest,
             partitions,

@@ -60,10 +60,10 @@ class Peers:
         except (httpx.HTTPError, ValueError, RecordError):
             return None
 
-    async def snapshot(self, url: str, order_id: str) -> Snapshot | None:
+    async def snapshot(self, url: str, order_id: str, timeout: float) -> Snapshot | None:
         """The order as its owner at `url` holds it, with the offset that is as of; None when it cannot say."""
         try:
-            response = await self.client.get(f"{url}{snapshot_path(order_id)}")
+            response = await self.client.get(f"{url}{snapshot_path(order_id)}", timeout=timeout)
             if response.status_code != 200:
                 return None
             body = response.json()

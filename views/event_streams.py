@@ -78,10 +78,12 @@ class EventStreamResponse(Response):
         self.heartbeat = heartbeat
         self.slow_seconds = slow_seconds
         self.retry_ms = retry_ms
+        self.transport: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stream = self.stream
         transport: Any = scope.get(TRANSPORT)
+        self.transport = transport
         if transport is not None:
             stream.on_end = lambda reason: transport.abort() if reason == "slow" else None
         gauge = self.metrics.live_streams.labels("sse")
@@ -137,14 +139,38 @@ class EventStreamResponse(Response):
             await self._send(send, b"", more=False)
 
     async def _send(self, send: Send, chunk: bytes, more: bool = True) -> bool:
-        """Write one chunk; False (and the stream ended as slow) when the client does not take it in time."""
-        try:
-            message = {"type": "http.response.body", "body": chunk, "more_body": more}
-            await asyncio.wait_for(send(message), self.slow_seconds)
-        except TimeoutError:
-            self.stream.end("slow")
-            return False
-        return True
+        """Write one chunk; False (and the stream ended as slow) when the client stops taking bytes.
+
+        Slow means no progress: the connection's write buffer has not shrunk
+        for `slow_seconds`. A timer alone would also fire when this node's
+        event loop was busy (the bytes had no chance to go), and drop
+        clients that did nothing wrong.
+        """
+        message = {"type": "http.response.body", "body": chunk, "more_body": more}
+        transport = self.transport
+        if transport is None or not transport.get_write_buffer_size():
+            if transport is not None:
+                await send(message)  # nothing waits in the buffer: this write does not block
+                return True
+            try:
+                await asyncio.wait_for(send(message), self.slow_seconds)
+            except TimeoutError:
+                self.stream.end("slow")
+                return False
+            return True
+        sending = asyncio.ensure_future(send(message))
+        buffered = transport.get_write_buffer_size()
+        while True:
+            done, _ = await asyncio.wait({sending}, timeout=self.slow_seconds)
+            if done:
+                sending.result()
+                return True
+            now = transport.get_write_buffer_size()
+            if now >= buffered:
+                sending.cancel()
+                self.stream.end("slow")
+                return False
+            buffered = now
 
 
 async def _either(receiving: Any, writer: asyncio.Task[None]) -> Any:
