@@ -106,13 +106,7 @@ class OrderFeed:
 
     async def start(self) -> None:
         """Assign every partition of `orders` at its end offset and start reading."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            client_id=f"stategate-feed-{self.settings.node_id}",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-        )
-        await consumer.start()
+        consumer = await self._started_consumer("stategate-feed")
         self._consumer = consumer
         tps = [TopicPartition(self.topic, p) for p in range(await partition_count(self.settings, self.topic))]
         consumer.assign(tps)
@@ -178,13 +172,7 @@ class OrderFeed:
         if after + 1 >= before:
             return []
         tp = TopicPartition(self.topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            client_id=f"stategate-feed-history-{self.settings.node_id}",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-        )
-        await consumer.start()
+        consumer = await self._started_consumer("stategate-feed-history")
         try:
             consumer.assign([tp])
             start = (await consumer.beginning_offsets([tp]))[tp]
@@ -205,6 +193,17 @@ class OrderFeed:
                         changes.append(change)
         finally:
             await consumer.stop()
+
+    async def _started_consumer(self, name: str) -> AIOKafkaConsumer:
+        """A consumer in no group, that commits nothing; partitions are assigned by hand."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker,
+            client_id=f"{name}-{self.settings.node_id}",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+        )
+        await consumer.start()
+        return consumer
 
     async def _read(self) -> None:
         assert self._consumer is not None

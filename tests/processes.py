@@ -141,3 +141,22 @@ def system_env(bootstrap: str, namespace: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def start_nodes(nodes: list[Node], timeout: float = 60) -> None:
+    """Start the nodes and wait until each is ready and every one lists all of them, answering."""
+    for node in nodes:
+        node.start()
+    for node in nodes:
+        node.wait_ready()
+
+    def see_each_other() -> bool:
+        try:
+            views = [httpx.get(f"{node.url}/v1/cluster", timeout=5).json() for node in nodes]
+        except httpx.HTTPError:
+            return False
+        return all(
+            len(view["nodes"]) == len(nodes) and all(n["answers"] and n["id"] for n in view["nodes"]) for view in views
+        )
+
+    wait_for(see_each_other, timeout, "the nodes to see each other", interval=0.2)

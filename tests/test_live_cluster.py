@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from stategate.streams.replies import partition_for
 
 from .conftest import new_namespace
-from .processes import Node, system_env, wait_for
+from .processes import Node, start_nodes, system_env, wait_for
 from .sse import Event, Reader
 
 PARTITIONS = 12
@@ -51,22 +51,11 @@ class TwoNodes:
 
     def start(self) -> TwoNodes:
         try:
-            for node in self.nodes:
-                node.start()
-            for node in self.nodes:
-                node.wait_ready()
-            wait_for(self.settled, 60, "both nodes to own partitions", interval=0.2)
+            start_nodes(self.nodes)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def settled(self) -> bool:
-        try:
-            views = [httpx.get(f"{node.url}/v1/cluster", timeout=5).json() for node in self.nodes]
-        except httpx.HTTPError:
-            return False
-        return all(len(view["nodes"]) == 2 and all(n["answers"] for n in view["nodes"]) for view in views)
 
     def stop(self) -> None:
         for node in self.nodes:

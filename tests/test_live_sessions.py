@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from websockets.sync.client import connect
 
 from .conftest import new_namespace
-from .processes import Node, system_env, wait_for
+from .processes import Node, start_nodes, system_env, wait_for
 from .test_live_socket import receive, until, ws_url
 
 
@@ -82,23 +81,12 @@ class TwoNodesAndAService:
 
     def start(self) -> TwoNodesAndAService:
         try:
-            for node in self.nodes:
-                node.start()
-            for node in self.nodes:
-                node.wait_ready()
-            wait_for(self.settled, 60, "both nodes to see each other", interval=0.2)
+            start_nodes(self.nodes)
             self.service.start()
         except BaseException:
             self.stop()
             raise
         return self
-
-    def settled(self) -> bool:
-        try:
-            views = [httpx.get(f"{node.url}/v1/cluster", timeout=5).json() for node in self.nodes]
-        except httpx.HTTPError:
-            return False
-        return all(len(v["nodes"]) == 2 and all(n["answers"] and n["id"] for n in v["nodes"]) for v in views)
 
     def stop(self) -> None:
         self.service.stop()
