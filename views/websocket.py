@@ -102,6 +102,7 @@ class LiveSocket:
         self.subscriptions: dict[str, OrderStream] = {}
         self.placed: dict[str, tuple[str, frozenset[str]]] = {}  # order id -> ref, states that end the watch
         self.close_reason: tuple[int, str] | None = None
+        self.closed = False
         self.session: Session | None = None
 
     async def serve(self, session_id: str | None, seen: int) -> None:
@@ -122,6 +123,7 @@ class LiveSocket:
         try:
             await self._read()
         finally:
+            self.closed = True  # a placement still running subscribes no more
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
@@ -200,6 +202,9 @@ class LiveSocket:
             except (TooManyStreams, ShuttingDown, NoOwner) as exc:
                 self._error(ref, 503, f"cannot watch order {order_id!r} right now: {exc or 'try again'}")
                 continue
+            if self.closed:
+                self.node.streams.close(stream)
+                return
             stream.on_end = lambda reason: self.stop(POLICY, "too slow") if reason == "slow" else None
             self.subscriptions[order_id] = stream
 
