@@ -202,7 +202,11 @@ async def wait_known(urls: list[str], order_ids: list[str]) -> None:
     """Until every order can be read (following the redirect to its owner)."""
     async with httpx.AsyncClient(timeout=30, follow_redirects=True) as client:
         for order_id in order_ids:
-            response = await client.get(f"{urls[0]}/v1/orders/{order_id}", params={"wait_for": "CREATED"})
+            for _ in range(30):  # a 503 (a node busy or a peer briefly marked down): try again, as a client would
+                response = await client.get(f"{urls[0]}/v1/orders/{order_id}", params={"wait_for": "CREATED"})
+                if response.status_code != 503:
+                    break
+                await asyncio.sleep(1.0)
             assert response.status_code == 200, (order_id, response.status_code)
 
 
