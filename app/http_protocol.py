@@ -19,12 +19,14 @@ costs more memory). Everything else is uvicorn's own code, unchanged.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .http_answers import NODE_HEADER, PROBLEM_JSON, problem_document, title_of
+from .lean_event import LeanEvent
 
 OVERLOADED = problem_document(503, detail="Too many open requests.")
 TRANSPORT = "stategate.transport"
@@ -36,14 +38,6 @@ MAX_HEADER_BYTES = 16 * 1024
 
 class RequestRefused(Exception):
     """Raised from a parser callback to stop reading a request this node will not take."""
-
-
-class LeanEvent(asyncio.Event):
-    """An `asyncio.Event` whose waiters are kept in a list (it rarely has more than one)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._waiters: Any = []  # Event only appends, removes and iterates
 
 
 class Pipeline(list[Any]):
@@ -61,7 +55,7 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
 
     # Slots, not instance attributes: uvicorn's protocol is near CPython's 30-key limit for dicts
     # that share their keys, and two more keys made every parked connection 1.3 KiB bigger.
-    __slots__ = ("header_bytes", "refusal")
+    __slots__ = ("header_bytes", "on_lost", "refusal")
 
     retry_after_seconds = 1
     node_id = b""
@@ -71,6 +65,8 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         self.pipeline = Pipeline()  # type: ignore[assignment]
         self.header_bytes = 0
         self.refusal: tuple[int, str] | None = None
+        self.on_lost: Callable[[], None] | None = None
+        """Called once when the client's connection is lost: a live stream ends without a task listening."""
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -103,6 +99,12 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         ]
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

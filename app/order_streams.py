@@ -27,6 +27,7 @@ from stategate.streams.records import Order
 
 from .errors import NoOwner, ShuttingDown, TooManyStreams
 from .event_ids import decode_event_id, encode_event_id
+from .lean_event import LeanEvent
 from .outbox import Outbox, Pending
 
 log = logging.getLogger("stategate.order_streams")
@@ -69,7 +70,7 @@ CustomerOrderIds = Callable[[str], Awaitable[list[str]]]
 """The ids of a customer's newest orders (the `customer-orders` index)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class OrderStream:
     """One client's stream: what it watches, what it has yet to be sent, and why it ended."""
 
@@ -80,7 +81,7 @@ class OrderStream:
     live: bool = False
     ended: str | None = None
     """Why the stream ended: "complete", "slow" or "stopping"; None while it runs."""
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=LeanEvent)
     """Set when there is something to send, or the stream ended."""
     on_end: Callable[[str], None] | None = None
     _early: list[Change] = field(default_factory=list)
@@ -235,7 +236,7 @@ class OrderStreams:
             partitions,
             Outbox(self.capacity) if outbox is None else outbox,
             ends_when_terminal=interest.customer_id is None,
-            ready=asyncio.Event() if ready is None else ready,
+            ready=LeanEvent() if ready is None else ready,
         )
         self._add(stream)
         try:

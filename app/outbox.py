@@ -34,13 +34,15 @@ class Outbox:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.conflated = 0
-        self._pending: collections.deque[Pending] = collections.deque()
+        self._pending: collections.deque[Pending] | None = None  # made on the first change: most streams idle
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._pending) if self._pending else 0
 
     def put(self, change: Change, event_id: str | None) -> bool:
         """Queue a change; False when, even conflated, more than `capacity` changes wait."""
+        if self._pending is None:
+            self._pending = collections.deque()
         self._pending.append(Pending(change, event_id))
         if len(self._pending) <= self.capacity:
             return True
@@ -49,10 +51,11 @@ class Outbox:
 
     def take(self) -> Pending | None:
         """The oldest waiting change, or None."""
-        return self._pending.popleft() if self._pending else None
+        return self._pending.popleft() if self._pending else None  # an empty deque stays: it will be used again
 
     def _conflate(self) -> None:
         """Keep only each order's newest waiting change, where it is."""
+        assert self._pending is not None
         newest = {pending.change.order.id: i for i, pending in enumerate(self._pending)}
         kept = [pending for i, pending in enumerate(self._pending) if newest[pending.change.order.id] == i]
         self.conflated += len(self._pending) - len(kept)

@@ -3,6 +3,7 @@
 uvicorn ─► CORSMiddleware (only with STATEGATE_CORS_ORIGINS)
         ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
+        ─► EventStreamPaths (opens plainly valid event streams, views/event_stream_paths.py)
         ─► OrderPosts (places plainly valid orders, views/order_posts.py)
         ─► ServiceRequests (plainly valid service calls, views/service_requests.py)
         ─► FastAPI (every route: views/orders.py, service_calls.py, inventory, cluster, ..., page: GET /)
@@ -29,6 +30,7 @@ from . import (
     snapshots,
     websocket,
 )
+from .event_stream_paths import EventStreamPaths
 from .long_poll import LongPolls
 from .middleware import GatewayMiddleware
 from .openapi import install_document, operation_id
@@ -53,7 +55,12 @@ def create_api(node: Node) -> Any:
     )
     calls = ServiceRequests(api, node, call_route)
     posts = OrderPosts(calls, node, post_route)
-    gateway = GatewayMiddleware(posts, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
+    order_stream_route, events_route = (
+        next(r for r in order_events.router.routes if isinstance(r, APIRoute) and r.path == path)
+        for path in ("/v1/orders/{order_id}/events", "/v1/events")
+    )
+    streams = EventStreamPaths(posts, node, order_stream_route, events_route)
+    gateway = GatewayMiddleware(streams, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
     app: Any = LongPolls(gateway, node)
     origins = [origin.strip() for origin in node.settings.cors_origins.split(",") if origin.strip()]
     if origins:

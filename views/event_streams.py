@@ -84,6 +84,11 @@ class EventStreamResponse(Response):
         stream = self.stream
         transport: Any = scope.get(TRANSPORT)
         self.transport = transport
+        protocol: Any = transport.get_protocol() if transport is not None else None
+        hears_loss = hasattr(protocol, "on_lost")
+        if hears_loss:
+            # The node's HTTP protocol says when the client leaves: this coroutine alone writes the stream.
+            protocol.on_lost = lambda: stream.end("gone")
         if transport is not None:
             stream.on_end = lambda reason: transport.abort() if reason == "slow" else None
         gauge = self.metrics.live_streams.labels("sse")
@@ -93,18 +98,13 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *extra]})
             if scope.get(HEAD):
                 await send({"type": "http.response.body", "body": b""})
-                return
-            writer = asyncio.get_running_loop().create_task(self._write(send))
-            try:
-                while not writer.done():
-                    message = await _either(receive(), writer)
-                    if message is not None and message["type"] == "http.disconnect":
-                        break
-            finally:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+            elif hears_loss:
+                await self._write(send)
+            else:
+                await self._write_while_listening(receive, send)
         finally:
+            if hears_loss and protocol.on_lost is not None:
+                protocol.on_lost = None  # the connection may serve another request
             gauge.dec()
             self.metrics.live_conflated.inc(stream.outbox.conflated)
             if stream.ended == "slow":
@@ -112,19 +112,34 @@ class EventStreamResponse(Response):
                 log.info("dropped a slow live client", extra={"orders": len(stream.interest.orders)})
             self.streams.close(stream)
 
+    async def _write_while_listening(self, receive: Receive, send: Send) -> None:
+        """Under another server: a task writes while this coroutine listens for the client to leave."""
+        writer = asyncio.get_running_loop().create_task(self._write(send))
+        try:
+            while not writer.done():
+                message = await _either(receive(), writer)
+                if message is not None and message["type"] == "http.disconnect":
+                    break
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
     async def _write(self, send: Send) -> None:
         stream = self.stream
         first = True
         sent = self.metrics.live_events.labels("sse")
-        while True:
+        while stream.ended != "gone":
             pending = stream.take()
             if pending is None:
                 if stream.ended is not None:
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stream.ready.wait(), self.heartbeat)
+                try:
+                    async with asyncio.timeout(self.heartbeat):  # no task, unlike asyncio.wait_for
+                        await stream.ready.wait()
                     continue
-                chunk = KEEP_ALIVE
+                except TimeoutError:
+                    chunk = KEEP_ALIVE
             else:
                 chunk = order_event(pending, self.retry_ms if first else None)
                 first = False
@@ -135,7 +150,7 @@ class EventStreamResponse(Response):
                 stream.sent(pending)
         if stream.ended == "stopping":
             await self._send(send, reconnect_event("node stopping", self.retry_ms))
-        if stream.ended != "slow":
+        if stream.ended not in ("slow", "gone"):
             await self._send(send, b"", more=False)
 
     async def _send(self, send: Send, chunk: bytes, more: bool = True) -> bool:

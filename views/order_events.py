@@ -88,11 +88,7 @@ async def order_events(
 ) -> Response:
     """Stream the order's changes, first the order as it stands; the stream ends after VALIDATED or FAILED."""
     _check_accept(request)
-    stream = await _open(node, Interest(orders=frozenset({order_id})), last_event_id, timeout)
-    if last_event_id is None and not len(stream.outbox) and not await _appears(stream, timeout):
-        node.streams.close(stream)
-        raise no_such_order(order_id)
-    return _respond(node, stream)
+    return await open_order_stream(node, order_id, last_event_id, timeout)
 
 
 @router.get(
@@ -141,8 +137,7 @@ async def events(
         interest = Interest(orders=_order_ids(orders))
     else:
         interest = Interest(customer_id=customer_id)
-    stream = await _open(node, interest, last_event_id, node.settings.produce_timeout_seconds)
-    return _respond(node, stream)
+    return await open_events(node, interest, last_event_id)
 
 
 def _order_ids(text: str) -> frozenset[str]:
@@ -155,12 +150,33 @@ def _order_ids(text: str) -> frozenset[str]:
 
 
 def _check_accept(request: Request) -> None:
-    accept = request.headers.get("accept")
-    if accept is None:
-        return
-    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    if not kinds & {EVENT_STREAM, "text/*", "*/*"}:
+    if not accepts_event_stream(request.headers.get("accept")):
         raise Problem(406, "This resource is a stream of Server-Sent Events: accept text/event-stream.")
+
+
+async def open_order_stream(
+    node: Node, order_id: str, last_event_id: str | None, timeout: float
+) -> EventStreamResponse:
+    """The stream of one order, its response ready to write; raises Problem (404 when it never appears)."""
+    stream = await _open(node, Interest(orders=frozenset({order_id})), last_event_id, timeout)
+    if last_event_id is None and not len(stream.outbox) and not await _appears(stream, timeout):
+        node.streams.close(stream)
+        raise no_such_order(order_id)
+    return _respond(node, stream)
+
+
+async def open_events(node: Node, interest: Interest, last_event_id: str | None) -> EventStreamResponse:
+    """The stream of several orders or a customer's, its response ready to write; raises Problem."""
+    stream = await _open(node, interest, last_event_id, node.settings.produce_timeout_seconds)
+    return _respond(node, stream)
+
+
+def accepts_event_stream(accept: str | None) -> bool:
+    """Whether an `Accept` header (None: absent) allows `text/event-stream`."""
+    if accept is None:
+        return True
+    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(kinds & {EVENT_STREAM, "text/*", "*/*"})
 
 
 async def _open(node: Node, interest: Interest, last_event_id: str | None, timeout: float) -> OrderStream:
@@ -180,7 +196,8 @@ async def _open(node: Node, interest: Interest, last_event_id: str | None, timeo
 async def _appears(stream: OrderStream, timeout: float) -> bool:
     """Wait until an unknown order's first version is queued; False after `timeout` seconds."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stream.ready.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await stream.ready.wait()
     return bool(len(stream.outbox))
 
 

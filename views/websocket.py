@@ -364,7 +364,7 @@ def _order_ids(value: Any) -> list[str]:
     if not isinstance(value, list) or not value or len(value) > MAX_SUBSCRIPTIONS:
         raise BadMessage(f"orders is a list of 1 to {MAX_SUBSCRIPTIONS} order ids")
     for order_id in value:
-        if not isinstance(order_id, str) or len(order_id) > MAX_ORDER_ID_LENGTH or not _ORDER_ID.match(order_id):
+        if not isinstance(order_id, str) or len(order_id) > MAX_ORDER_ID_LENGTH or not _ORDER_ID.fullmatch(order_id):
             raise BadMessage(f"order ids match {ORDER_ID_PATTERN}")
     return list(value)
 
