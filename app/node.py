@@ -178,11 +178,14 @@ class Node:
             await self.view.start()
             await self.feed.start()
             log.info("node started", extra={"url": settings.url})
-            probing = asyncio.get_running_loop().create_task(self.peers.probe(self.ownership.members))
+            loop = asyncio.get_running_loop()
+            probing = loop.create_task(self.peers.probe(self.ownership.members))
+            beating = loop.create_task(self.streams.beat(settings.heartbeat_seconds))
             try:
                 yield
             finally:
                 probing.cancel()
+                beating.cancel()
         finally:
             await self.feed.stop()
             await self.view.stop()

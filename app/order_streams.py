@@ -75,28 +75,27 @@ class OrderStream:
     """One client's stream: what it watches, what it has yet to be sent, and why it ended."""
 
     interest: Interest
-    partitions: frozenset[int]
     outbox: Outbox
     ends_when_terminal: bool
     live: bool = False
     ended: str | None = None
-    """Why the stream ended: "complete", "slow" or "stopping"; None while it runs."""
+    """Why the stream ended: "complete", "slow", "gone" (the client left) or "stopping"; None while it runs."""
     ready: asyncio.Event = field(default_factory=LeanEvent)
-    """Set when there is something to send, or the stream ended."""
-    on_end: Callable[[str], None] | None = None
-    _early: list[Change] = field(default_factory=list)
+    """Set when there is something to send, a heartbeat is due, or the stream ended."""
+    beat_due: bool = False
+    """Set by the node's heartbeat: the writer sends a keep-alive when it has nothing else."""
+    on_slow: Callable[[], None] | None = None
+    """Called when the stream ends as too slow: cut the client's connection."""
+    _early: list[Change] | None = field(default_factory=list)
     _versions: dict[str, int] = field(default_factory=dict)
     _positions: dict[int, int] = field(default_factory=dict)
-    _unfinished: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self._unfinished = set(self.interest.orders)
+    _finished: set[str] | None = None
 
     def offer(self, change: Change) -> None:
         """A change from the feed: kept until the stream is live, then queued."""
         if self.ended is not None or not self.interest.matches(change.order):
             return
-        if not self.live:
+        if self._early is not None:
             self._early.append(change)
             return
         self._positions[change.partition] = max(self._positions.get(change.partition, -1), change.offset)
@@ -108,8 +107,8 @@ class OrderStream:
         Only the batch's last event carries an id (these positions): an id
         inside it would promise the client changes it has not been sent.
         """
-        batch = sorted([*initial, *self._early], key=lambda change: (change.partition, change.offset))
-        self._early = []
+        batch = sorted([*initial, *(self._early or ())], key=lambda change: (change.partition, change.offset))
+        self._early = None
         fresh = [change for change in batch if self._newer(change)]
         self._positions = dict(positions)
         for i, change in enumerate(fresh):
@@ -126,10 +125,21 @@ class OrderStream:
     def sent(self, pending: Pending) -> None:
         """Note a change as sent; a stream of named orders is complete once each reached a terminal state."""
         order = pending.change.order
-        if order.is_terminal:
-            self._unfinished.discard(order.id)
-            if self.ends_when_terminal and not self._unfinished and not len(self.outbox):
+        if order.is_terminal and self.ends_when_terminal:
+            if self._finished is None:
+                self._finished = set()
+            self._finished.add(order.id)
+            if len(self._finished) == len(self.interest.orders) and not len(self.outbox):
                 self.end("complete")
+
+    def beat(self) -> None:
+        """A heartbeat is due: wake the writer."""
+        self.beat_due = True
+        self.ready.set()
+
+    def lost(self) -> None:
+        """The client's connection is gone."""
+        self.end("gone")
 
     def end(self, reason: str) -> None:
         """End the stream (the first reason wins)."""
@@ -137,8 +147,8 @@ class OrderStream:
             return
         self.ended = reason
         self.ready.set()
-        if self.on_end is not None:
-            self.on_end(reason)
+        if reason == "slow" and self.on_slow is not None:
+            self.on_slow()
 
     def _newer(self, change: Change) -> bool:
         order = change.order
@@ -233,14 +243,14 @@ class OrderStreams:
                 break
         stream = OrderStream(
             interest,
-            partitions,
             Outbox(self.capacity) if outbox is None else outbox,
             ends_when_terminal=interest.customer_id is None,
             ready=LeanEvent() if ready is None else ready,
         )
         self._add(stream)
         try:
-            initial = await self._catch_up(stream, resume, {p: self.feed.positions[p] for p in partitions}, timeout)
+            start = {p: self.feed.positions[p] for p in partitions}
+            initial = await self._catch_up(stream, partitions, resume, start, timeout)
             stream.go_live(initial, {p: self.feed.positions[p] - 1 for p in partitions})
         except BaseException:
             self.close(stream)
@@ -260,6 +270,13 @@ class OrderStreams:
         if stream.interest.customer_id is not None:
             _discard(self._by_customer, stream.interest.customer_id, stream)
 
+    async def beat(self, interval: float) -> None:
+        """Every `interval` seconds, a heartbeat for every stream (one timer for all of them), for ever."""
+        while True:
+            await asyncio.sleep(interval)
+            for stream in list(self._streams):
+                stream.beat()
+
     def close_all(self) -> int:
         """End every stream because the node is stopping; no new one opens. Returns how many ended."""
         self.closing = True
@@ -276,7 +293,12 @@ class OrderStreams:
             self._by_customer.setdefault(stream.interest.customer_id, set()).add(stream)
 
     async def _catch_up(
-        self, stream: OrderStream, resume: dict[int, int], start: dict[int, int], timeout: float
+        self,
+        stream: OrderStream,
+        partitions: frozenset[int],
+        resume: dict[int, int],
+        start: dict[int, int],
+        timeout: float,
     ) -> list[Change]:
         """The changes the client is owed up to `start`: after its positions, or snapshots and what followed."""
         interest = stream.interest
@@ -290,7 +312,7 @@ class OrderStreams:
                 initial.extend(change for change in changes if interest.matches(change.order))
         covered = set(resume) - lost
         if interest.customer_id is not None:
-            to_snapshot = [] if covered == stream.partitions else await self.customer_order_ids(interest.customer_id)
+            to_snapshot = [] if covered == partitions else await self.customer_order_ids(interest.customer_id)
         else:
             to_snapshot = [i for i in sorted(interest.orders) if self.partition_of(i) not in covered]
         snapshots = await asyncio.gather(*(self.snapshot(order_id) for order_id in to_snapshot))

@@ -51,7 +51,12 @@ class Outbox:
 
     def take(self) -> Pending | None:
         """The oldest waiting change, or None."""
-        return self._pending.popleft() if self._pending else None  # an empty deque stays: it will be used again
+        if not self._pending:
+            return None
+        pending = self._pending.popleft()
+        if not self._pending:
+            self._pending = None  # an idle stream holds no deque
+        return pending
 
     def _conflate(self) -> None:
         """Keep only each order's newest waiting change, where it is."""

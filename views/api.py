@@ -1,9 +1,9 @@
 """The HTTP application of one gateway node.
 
 uvicorn ─► CORSMiddleware (only with STATEGATE_CORS_ORIGINS)
+        ─► EventStreamPaths (opens plainly valid event streams, views/event_stream_paths.py)
         ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
-        ─► EventStreamPaths (opens plainly valid event streams, views/event_stream_paths.py)
         ─► OrderPosts (places plainly valid orders, views/order_posts.py)
         ─► ServiceRequests (plainly valid service calls, views/service_requests.py)
         ─► FastAPI (every route: views/orders.py, service_calls.py, inventory, cluster, ..., page: GET /)
@@ -59,9 +59,8 @@ def create_api(node: Node) -> Any:
         next(r for r in order_events.router.routes if isinstance(r, APIRoute) and r.path == path)
         for path in ("/v1/orders/{order_id}/events", "/v1/events")
     )
-    streams = EventStreamPaths(posts, node, order_stream_route, events_route)
-    gateway = GatewayMiddleware(streams, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
-    app: Any = LongPolls(gateway, node)
+    gateway = GatewayMiddleware(posts, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
+    app: Any = EventStreamPaths(LongPolls(gateway, node), node, order_stream_route, events_route)
     origins = [origin.strip() for origin in node.settings.cors_origins.split(",") if origin.strip()]
     if origins:
         app = CORSMiddleware(

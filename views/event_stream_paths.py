@@ -12,19 +12,21 @@ OpenAPI document, as views/long_poll.py does for long-polls.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stategate.app.event_ids import MAX_EVENT_ID_LENGTH
+from stategate.app.http_answers import NODE_HEADER
 from stategate.app.node import Node
 from stategate.app.order_streams import Interest
 from stategate.app.orders import ORDER_ID_PATTERN
 
 from .input_limits import MAX_NAME_LENGTH, MAX_ORDER_ID_LENGTH, NAME_PATTERN
 from .order_events import ORDER_IDS_PATTERN, accepts_event_stream, open_events, open_order_stream
-from .problems import Problem, problem_response
+from .problems import Problem, raw_problem
 from .wait_params import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, SECONDS
 
 ORDERS_PREFIX = "/v1/orders/"
@@ -36,7 +38,12 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 class EventStreamPaths:
-    """ASGI app: opens plainly valid event streams; passes every other request to `app`."""
+    """ASGI app: opens plainly valid event streams; passes every other request to `app`.
+
+    It stands first in the stack, so an open stream holds no middleware
+    frame: it adds the node header and counts the request itself, as
+    views/long_poll.py does.
+    """
 
     def __init__(self, app: ASGIApp, node: Node, order_route: Any, events_route: Any) -> None:
         self.app = app
@@ -44,26 +51,34 @@ class EventStreamPaths:
         self.order_route = order_route
         self.events_route = events_route
         """FastAPI's routes for the same streams: the request metrics name them."""
+        self.node_header = (NODE_HEADER.encode(), node.settings.node_id.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         asked = _read(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
         if asked is None:
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         interest, timeout, last_event_id = asked
         single = interest.customer_id is None and timeout is not None
-        scope["route"] = self.order_route if single else self.events_route
+        route = self.order_route if single else self.events_route
+        status = 200
         try:
             if single:
                 assert timeout is not None
                 (order_id,) = interest.orders
-                response = await open_order_stream(self.node, order_id, last_event_id, timeout)
+                writer = await open_order_stream(self.node, order_id, last_event_id, timeout)
             else:
-                response = await open_events(self.node, interest, last_event_id)
+                writer = await open_events(self.node, interest, last_event_id)
         except Problem as problem:
-            await problem_response(problem)(scope, receive, send)
-            return
-        await response(scope, receive, send)
+            status, headers, body = raw_problem(problem)
+            headers += [(b"content-length", str(len(body)).encode()), self.node_header]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await writer(scope, receive, send, [self.node_header])
+        finally:
+            self.node.metrics.observe_request("GET", route.path, status, time.perf_counter() - started)
 
 
 def _read(scope: Scope) -> tuple[Interest, float | None, str | None] | None:

@@ -1,17 +1,20 @@
 """Writing a live stream to its client as Server-Sent Events, in plain ASGI.
 
-A stream can stay open for hours and a node may hold ten thousand, so the
-response is a small ASGI callable rather than a generator under
-StreamingResponse: the request's own coroutine hears the client leave,
-and one task writes. The task sends each change the outbox hands it
-(app/outbox.py), a comment line every `heartbeat` seconds of silence so
-that proxies keep the connection, and a last event when the stream ends:
+A stream can stay open for hours and a node may hold ten thousand, so what
+each one holds is kept small: the request's own coroutine writes the
+stream, the node's HTTP protocol tells the stream when the client leaves
+(`on_lost`: no task listens), and one timer for all streams makes the
+heartbeats (`OrderStreams.beat`). The writer sends each change the outbox
+hands it (app/outbox.py), a comment line at each heartbeat when it has
+nothing else, so that proxies keep the connection, and a last event when
+the stream ends:
 
     complete   the watched orders reached a terminal state: the response ends
     stopping   the node is shutting down: `event: reconnect`, then the end
-    slow       the client fell too far behind, or one write stalled for
-               `slow_seconds`: the connection is cut (nothing more can be
+    slow       the client fell too far behind, or its connection took no byte
+               for `slow_seconds`: the connection is cut (nothing more can be
                written to it); the client resumes with Last-Event-ID
+    gone       the client left
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),  # nginx: pass events on at once
 ]
 KEEP_ALIVE = b": keep-alive\n\n"
+Headers = list[tuple[bytes, bytes]] | tuple[()]
 
 
 def order_event(pending: Pending, retry_ms: int | None = None) -> bytes:
@@ -59,47 +63,39 @@ def reconnect_event(reason: str, retry_ms: int) -> bytes:
     return b"event: reconnect\nretry: " + str(retry_ms).encode() + b"\ndata: " + data + b"\n\n"
 
 
-class EventStreamResponse(Response):
-    """The SSE response of one open `OrderStream`; closes the stream however the response ends."""
+class EventStreamWriter:
+    """Writes one open `OrderStream` as an SSE response; closes the stream however the response ends."""
+
+    __slots__ = ("metrics", "retry_ms", "slow_seconds", "stream", "streams", "transport")
 
     def __init__(
-        self,
-        stream: OrderStream,
-        streams: OrderStreams,
-        metrics: Metrics,
-        heartbeat: float,
-        slow_seconds: float,
-        retry_ms: int,
+        self, stream: OrderStream, streams: OrderStreams, metrics: Metrics, slow_seconds: float, retry_ms: int
     ) -> None:
-        super().__init__(status_code=200)
         self.stream = stream
         self.streams = streams
         self.metrics = metrics
-        self.heartbeat = heartbeat
         self.slow_seconds = slow_seconds
         self.retry_ms = retry_ms
         self.transport: Any = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: Headers = ()) -> None:
         stream = self.stream
         transport: Any = scope.get(TRANSPORT)
         self.transport = transport
         protocol: Any = transport.get_protocol() if transport is not None else None
         hears_loss = hasattr(protocol, "on_lost")
         if hears_loss:
-            # The node's HTTP protocol says when the client leaves: this coroutine alone writes the stream.
-            protocol.on_lost = lambda: stream.end("gone")
+            protocol.on_lost = stream.lost  # the node's HTTP protocol says when the client leaves
         if transport is not None:
-            stream.on_end = lambda reason: transport.abort() if reason == "slow" else None
+            stream.on_slow = transport.abort
         gauge = self.metrics.live_streams.labels("sse")
         gauge.inc()
         try:
-            extra = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
-            await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *extra]})
+            await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
             if scope.get(HEAD):
                 await send({"type": "http.response.body", "body": b""})
             elif hears_loss:
-                await self._write(send)
+                await self.write(send)
             else:
                 await self._write_while_listening(receive, send)
         finally:
@@ -112,9 +108,37 @@ class EventStreamResponse(Response):
                 log.info("dropped a slow live client", extra={"orders": len(stream.interest.orders)})
             self.streams.close(stream)
 
+    async def write(self, send: Send) -> None:
+        """Send changes, and keep-alives when a heartbeat finds nothing else to send, until the stream ends."""
+        stream = self.stream
+        first = True
+        sent = self.metrics.live_events.labels("sse")
+        while stream.ended != "gone":
+            pending = stream.take()
+            if pending is None:
+                if stream.ended is not None:
+                    break
+                if not stream.beat_due:
+                    await stream.ready.wait()
+                    continue
+                stream.beat_due = False
+                if not await self._send(send, KEEP_ALIVE):
+                    return
+                continue
+            stream.beat_due = False  # an event keeps the connection alive as well as a comment
+            if not await self._send(send, order_event(pending, self.retry_ms if first else None)):
+                return
+            first = False
+            sent.inc()
+            stream.sent(pending)
+        if stream.ended == "stopping":
+            await self._send(send, reconnect_event("node stopping", self.retry_ms))
+        if stream.ended not in ("slow", "gone"):
+            await self._send(send, b"", more=False)
+
     async def _write_while_listening(self, receive: Receive, send: Send) -> None:
         """Under another server: a task writes while this coroutine listens for the client to leave."""
-        writer = asyncio.get_running_loop().create_task(self._write(send))
+        writer = asyncio.get_running_loop().create_task(self.write(send))
         try:
             while not writer.done():
                 message = await _either(receive(), writer)
@@ -124,34 +148,6 @@ class EventStreamResponse(Response):
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-
-    async def _write(self, send: Send) -> None:
-        stream = self.stream
-        first = True
-        sent = self.metrics.live_events.labels("sse")
-        while stream.ended != "gone":
-            pending = stream.take()
-            if pending is None:
-                if stream.ended is not None:
-                    break
-                try:
-                    async with asyncio.timeout(self.heartbeat):  # no task, unlike asyncio.wait_for
-                        await stream.ready.wait()
-                    continue
-                except TimeoutError:
-                    chunk = KEEP_ALIVE
-            else:
-                chunk = order_event(pending, self.retry_ms if first else None)
-                first = False
-            if not await self._send(send, chunk):
-                return
-            if pending is not None:
-                sent.inc()
-                stream.sent(pending)
-        if stream.ended == "stopping":
-            await self._send(send, reconnect_event("node stopping", self.retry_ms))
-        if stream.ended not in ("slow", "gone"):
-            await self._send(send, b"", more=False)
 
     async def _send(self, send: Send, chunk: bytes, more: bool = True) -> bool:
         """Write one chunk; False (and the stream ended as slow) when the client stops taking bytes.
@@ -186,6 +182,17 @@ class EventStreamResponse(Response):
                 self.stream.end("slow")
                 return False
             buffered = now
+
+
+class EventStreamResponse(Response):
+    """An `EventStreamWriter` as a Starlette response, for the FastAPI routes (views/order_events.py)."""
+
+    def __init__(self, writer: EventStreamWriter) -> None:
+        super().__init__(status_code=200)
+        self.writer = writer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.writer(scope, receive, send)
 
 
 async def _either(receiving: Any, writer: asyncio.Task[None]) -> Any:

@@ -2,7 +2,7 @@
 
 Each route reads what the client watches and where it left off
 (`Last-Event-ID`), opens an `OrderStream` (app/order_streams.py) and hands
-it to `EventStreamResponse` (views/event_streams.py) to write. Errors come
+it to `EventStreamWriter` (views/event_streams.py) to write. Errors come
 before the stream starts, as problem+json: 404 for an order that is unknown
 and stays unknown for `timeout` seconds, 503 + Retry-After while no node
 can be asked for an order or the node holds all the streams it may.
@@ -33,7 +33,7 @@ from stategate.app.order_streams import Interest, OrderStream
 from stategate.app.orders import ORDER_ID_PATTERN
 
 from .dependencies import NodeDep
-from .event_streams import EventStreamResponse
+from .event_streams import EventStreamResponse, EventStreamWriter
 from .input_limits import MAX_NAME_LENGTH, MAX_ORDER_ID_LENGTH, NAME_PATTERN
 from .openapi import MALFORMED, RETRY_AFTER, UNAVAILABLE, problem_answer
 from .problems import Problem, invalid, no_such_order, unavailable
@@ -88,7 +88,7 @@ async def order_events(
 ) -> Response:
     """Stream the order's changes, first the order as it stands; the stream ends after VALIDATED or FAILED."""
     _check_accept(request)
-    return await open_order_stream(node, order_id, last_event_id, timeout)
+    return EventStreamResponse(await open_order_stream(node, order_id, last_event_id, timeout))
 
 
 @router.get(
@@ -137,7 +137,7 @@ async def events(
         interest = Interest(orders=_order_ids(orders))
     else:
         interest = Interest(customer_id=customer_id)
-    return await open_events(node, interest, last_event_id)
+    return EventStreamResponse(await open_events(node, interest, last_event_id))
 
 
 def _order_ids(text: str) -> frozenset[str]:
@@ -154,9 +154,7 @@ def _check_accept(request: Request) -> None:
         raise Problem(406, "This resource is a stream of Server-Sent Events: accept text/event-stream.")
 
 
-async def open_order_stream(
-    node: Node, order_id: str, last_event_id: str | None, timeout: float
-) -> EventStreamResponse:
+async def open_order_stream(node: Node, order_id: str, last_event_id: str | None, timeout: float) -> EventStreamWriter:
     """The stream of one order, its response ready to write; raises Problem (404 when it never appears)."""
     stream = await _open(node, Interest(orders=frozenset({order_id})), last_event_id, timeout)
     if last_event_id is None and not len(stream.outbox) and not await _appears(stream, timeout):
@@ -165,7 +163,7 @@ async def open_order_stream(
     return _respond(node, stream)
 
 
-async def open_events(node: Node, interest: Interest, last_event_id: str | None) -> EventStreamResponse:
+async def open_events(node: Node, interest: Interest, last_event_id: str | None) -> EventStreamWriter:
     """The stream of several orders or a customer's, its response ready to write; raises Problem."""
     stream = await _open(node, interest, last_event_id, node.settings.produce_timeout_seconds)
     return _respond(node, stream)
@@ -201,13 +199,12 @@ async def _appears(stream: OrderStream, timeout: float) -> bool:
     return bool(len(stream.outbox))
 
 
-def _respond(node: Node, stream: OrderStream) -> EventStreamResponse:
+def _respond(node: Node, stream: OrderStream) -> EventStreamWriter:
     settings = node.settings
-    return EventStreamResponse(
+    return EventStreamWriter(
         stream,
         node.streams,
         node.metrics,
-        heartbeat=settings.heartbeat_seconds,
         slow_seconds=settings.slow_client_seconds,
         retry_ms=int(settings.retry_after_seconds * 1000),
     )

@@ -145,6 +145,9 @@ class LiveSocket:
                 self.node.metrics.live_dropped.labels("ws").inc()
             self.ready.set()
 
+    def _too_slow(self) -> None:
+        self.stop(POLICY, "too slow")
+
     # -- reading ----------------------------------------------------------------------------------------
 
     async def _read(self) -> None:
@@ -205,7 +208,7 @@ class LiveSocket:
             if self.closed:
                 self.node.streams.close(stream)
                 return
-            stream.on_end = lambda reason: self.stop(POLICY, "too slow") if reason == "slow" else None
+            stream.on_slow = self._too_slow
             self.subscriptions[order_id] = stream
 
     def _unsubscribe(self, order_id: str) -> None:
