@@ -441,6 +441,8 @@ async def held_websockets(
 
     async def one(order_id: str) -> ClientConnection:
         socket = await connect(ws_url, ping_interval=None, compression=None, open_timeout=60)
+        hello = orjson.loads(await socket.recv())
+        assert hello["type"] == "hello", hello
         await socket.send(orjson.dumps({"op": "subscribe", "orders": [order_id]}).decode())
         message = orjson.loads(await socket.recv())
         assert message["type"] == "order" and message["order"]["id"] == order_id, message
@@ -451,7 +453,7 @@ async def held_websockets(
     for start in range(0, count, 500):
         sockets.extend(await asyncio.gather(*(one(order_id) for order_id in ids[start : start + 500])))
     opened_seconds = time.perf_counter() - started
-    gauge = await wait_metric(url, 'stategate_live_streams{kind="websocket"}', count, timeout=10)
+    gauge = await wait_metric(url, 'stategate_live_streams{kind="ws"}', count, timeout=10)
     await asyncio.sleep(1.0)
     after = rss_mb(pid)
     await asyncio.gather(*(socket.close() for socket in sockets))
