@@ -81,6 +81,7 @@ def create_server(settings: Settings, create_api: ApiFactory) -> NodeServer:
         timeout_graceful_shutdown=int(settings.drain_seconds),
         timeout_keep_alive=30,
         # WebSockets: messages no larger than a request body; pings keep idle sockets alive through proxies.
+        ws="wsproto",
         ws_max_size=settings.max_body_bytes,
         ws_ping_interval=settings.heartbeat_seconds,
         ws_ping_timeout=settings.heartbeat_seconds,

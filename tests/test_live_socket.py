@@ -106,3 +106,23 @@ def _flatten(bodies: list[Any]) -> list[dict[str, Any]]:
     for body in bodies:
         flat.extend(body if isinstance(body, list) else [body])
     return flat
+
+
+def test_a_socket_from_a_foreign_origin_or_with_a_bad_resume_is_refused_at_the_handshake(system: System) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    for url, headers, status in (
+        (ws_url(system.url), {"Origin": "http://evil.example"}, 403),
+        (ws_url(system.url, "seen=-1"), {}, 422),
+        (ws_url(system.url, "session=" + "x" * 81), {}, 422),
+    ):
+        try:
+            connect(url, additional_headers=headers).close()
+        except InvalidStatus as refused:
+            assert refused.response.status_code == status, url
+            assert refused.response.headers["content-type"] == "application/problem+json"
+        else:
+            raise AssertionError(f"{url} was accepted")
+    host = system.url.removeprefix("http://")
+    with connect(ws_url(system.url), additional_headers={"Origin": f"http://{host}"}) as same_origin:
+        assert receive(same_origin)["type"] == "hello"

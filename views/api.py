@@ -1,6 +1,7 @@
 """The HTTP application of one gateway node.
 
 uvicorn ─► CORSMiddleware (only with STATEGATE_CORS_ORIGINS)
+        ─► SocketPaths (the WebSocket at /v1/ws, views/websocket.py)
         ─► EventStreamPaths (opens plainly valid event streams, views/event_stream_paths.py)
         ─► LongPolls (parks long-polls, views/long_poll.py)
         ─► GatewayMiddleware (node header, body limit, metrics)
@@ -28,7 +29,6 @@ from . import (
     service_calls,
     session_handover,
     snapshots,
-    websocket,
 )
 from .event_stream_paths import EventStreamPaths
 from .long_poll import LongPolls
@@ -37,6 +37,7 @@ from .openapi import install_document, operation_id
 from .order_posts import OrderPosts
 from .problems import install_problem_handlers
 from .service_requests import ServiceRequests
+from .websocket import SocketPaths
 
 EXPOSED_HEADERS = ("location", "etag", "retry-after", "preference-applied", "x-stategate-node")
 """Response headers a browser script on an allowed origin may read."""
@@ -61,6 +62,7 @@ def create_api(node: Node) -> Any:
     )
     gateway = GatewayMiddleware(posts, node.settings.node_id, node.settings.max_body_bytes, node.metrics)
     app: Any = EventStreamPaths(LongPolls(gateway, node), node, order_stream_route, events_route)
+    app = SocketPaths(app, node)
     origins = [origin.strip() for origin in node.settings.cors_origins.split(",") if origin.strip()]
     if origins:
         app = CORSMiddleware(
@@ -92,7 +94,6 @@ def create_routes() -> FastAPI:
     api.include_router(handover.router)
     api.include_router(snapshots.router)
     api.include_router(session_handover.router)
-    api.include_router(websocket.router)
     api.include_router(cluster.router)
     api.include_router(operations.router)
     api.include_router(page.router)  # GET /: the live page, outside the OpenAPI document

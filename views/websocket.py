@@ -29,11 +29,12 @@ import contextlib
 import logging
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
-from starlette.websockets import WebSocketDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stategate.app.errors import (
     KafkaUnavailable,
@@ -59,7 +60,8 @@ from .problems import Problem, invalid, problem_response, unavailable
 from .wait_params import DEFAULT_WAIT_SECONDS
 
 log = logging.getLogger("stategate.views")
-router = APIRouter()
+
+PATH = "/v1/ws"
 
 MAX_SUBSCRIPTIONS = 100
 MAX_CALLS = 100
@@ -69,16 +71,41 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 GOING_AWAY = 1012  # service restart: reconnect elsewhere
 POLICY = 1008
 _ORDER_ID = re.compile(ORDER_ID_PATTERN)
+_SEEN = re.compile(r"\d{1,12}")
 
 
 class BadMessage(Exception):
     """A client message this node cannot act on: answered with a 422 problem."""
 
 
-@router.websocket("/v1/ws")
-async def live_socket(websocket: WebSocket, session: str | None = None, seen: int = 0) -> None:
-    """Accept the socket, or refuse the handshake: 403 for a foreign origin, 503 + Retry-After when full."""
-    node: Node = websocket.app.state.node
+class SocketPaths:
+    """ASGI app: serves `/v1/ws`; passes every other request to `app`.
+
+    It stands first in the stack, below FastAPI's routing, so that an open
+    socket holds no frame but its own (FastAPI would keep its whole call
+    chain alive for as long as the socket is open).
+    """
+
+    def __init__(self, app: ASGIApp, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        await live_socket(WebSocket(scope, receive, send), self.node)
+
+
+async def live_socket(websocket: WebSocket, node: Node) -> None:
+    """Accept the socket, or refuse the handshake: 403 for a foreign origin, 503 + Retry-After when full,
+    422 for a malformed `session` or `seen`."""
+    query = dict(parse_qsl(websocket.scope["query_string"].decode("latin-1")))
+    session, seen_text = query.get("session"), query.get("seen", "0")
+    if (session is not None and not 0 < len(session) <= MAX_SESSION_ID_LENGTH) or not _SEEN.fullmatch(seen_text):
+        await _refuse(websocket, Problem(422, "session is an id from a hello; seen a whole number."))
+        return
+    seen = int(seen_text)
     if not _origin_allowed(websocket, node.settings.cors_origins):
         await _refuse(websocket, Problem(403, "This origin may not open a socket here (STATEGATE_CORS_ORIGINS)."))
         return
@@ -111,8 +138,8 @@ class LiveSocket:
         node.sockets.add(self)
         node.metrics.live_streams.labels("ws").inc()
         sessions = node.sessions
-        if session_id and len(session_id) <= MAX_SESSION_ID_LENGTH:
-            session, owed, resumed = await sessions.resume(session_id, max(seen, 0))
+        if session_id:
+            session, owed, resumed = await sessions.resume(session_id, seen)
         else:
             session, owed, resumed = sessions.new(), [], False
         self.session = session
