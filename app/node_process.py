@@ -22,6 +22,7 @@ from .event_loop import run_loop
 from .http_protocol import node_http_protocol
 from .node import Node
 from .shutdown import exit_within
+from .ws_protocol import LeanWSProtocol
 
 ApiFactory = Callable[[Node], Any]
 """Builds a node's ASGI application (`stategate.views.api.create_api`)."""
@@ -81,7 +82,7 @@ def create_server(settings: Settings, create_api: ApiFactory) -> NodeServer:
         timeout_graceful_shutdown=int(settings.drain_seconds),
         timeout_keep_alive=30,
         # WebSockets: messages no larger than a request body; pings keep idle sockets alive through proxies.
-        ws="wsproto",
+        ws=LeanWSProtocol,
         ws_max_size=settings.max_body_bytes,
         ws_ping_interval=settings.heartbeat_seconds,
         ws_ping_timeout=settings.heartbeat_seconds,

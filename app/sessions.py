@@ -66,7 +66,7 @@ class Session:
     """Set once another node took the session over: sends each message there, unnumbered."""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     """Work done for the session (calls waiting for replies): cancelled when it expires."""
-    _kept: collections.deque[tuple[int, Message]] = field(default_factory=collections.deque)
+    _kept: collections.deque[tuple[int, Message]] | None = None  # made by the first message
     _expiry: asyncio.TimerHandle | None = None
 
     def emit(self, message: Message) -> None:
@@ -76,6 +76,8 @@ class Session:
             return
         self.seq += 1
         numbered = {**message, "seq": self.seq}
+        if self._kept is None:
+            self._kept = collections.deque()
         self._kept.append((self.seq, numbered))
         while len(self._kept) > self.replay_size:
             self._kept.popleft()
@@ -84,8 +86,10 @@ class Session:
 
     def after(self, seen: int) -> tuple[list[Message], bool]:
         """The kept messages numbered after `seen`, and whether those are all there were."""
+        if not self._kept:
+            return [], seen >= self.seq
         messages = [message for seq, message in self._kept if seq > seen]
-        complete = seen >= self.seq or (bool(self._kept) and self._kept[0][0] <= seen + 1)
+        complete = seen >= self.seq or self._kept[0][0] <= seen + 1
         return messages, complete
 
 

@@ -1,4 +1,6 @@
-"""Where the memory of an open SSE stream goes: `python -m bench.live_memory [--streams 2000]`.
+"""Where the memory of an open SSE stream goes: `python -m bench.live_memory [--streams 2000] [--kind ws]`.
+
+With `--kind ws` the client opens WebSockets instead, each subscribed to one order.
 
 Runs one gateway node in this process (uvicorn on uvloop, as `stategate
 node` does) against a broker of its own, warms the stream path up with a
@@ -21,8 +23,10 @@ import tempfile
 import tracemalloc
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from stategate.app.broker import free_port
@@ -34,17 +38,33 @@ from stategate.views.api import create_api
 from .harness import broker, rss_mb
 from .live import SseStream, order_version, raise_open_files
 
+KIND = "sse"
+"""What the client opens: SSE streams or WebSockets (`--kind`)."""
 
-async def client(url: str, ids: list[str]) -> None:
+
+async def client(url: str, ids: list[str], kind: str) -> None:
     """The client side (a process of its own): open a stream per id, print `open`, hold them until stdin closes."""
-    streams: list[SseStream] = []
+    opener = _open if kind == "sse" else _open_socket
+    streams: list[Any] = []
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
-        streams.extend(await asyncio.gather(*(_open(url, order_id) for order_id in batch)))
+        streams.extend(await asyncio.gather(*(opener(url, order_id) for order_id in batch)))
     print("open", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for stream in streams:
-        stream.close()
+    if kind == "sse":
+        for stream in streams:
+            stream.close()
+    # WebSockets: the process exits and the node sees the connections drop.
+
+
+async def _open_socket(url: str, order_id: str) -> Any:
+    from websockets.asyncio.client import connect
+
+    socket = await connect(url.replace("http://", "ws://") + "/v1/ws", ping_interval=None, compression=None)
+    assert orjson.loads(await socket.recv())["type"] == "hello"
+    await socket.send(orjson.dumps({"op": "subscribe", "orders": [order_id]}).decode())
+    assert orjson.loads(await socket.recv())["order"]["id"] == order_id
+    return socket
 
 
 async def _open(url: str, order_id: str) -> SseStream:
@@ -58,7 +78,7 @@ def hold(url: str, ids: list[str], work: Path) -> subprocess.Popen[str]:
     ids_file = work / f"ids-{uuid.uuid4().hex[:6]}"
     ids_file.write_text("\n".join(ids))
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.live_memory", "--client", url, str(ids_file)],
+        [sys.executable, "-m", "bench.live_memory", "--client", url, str(ids_file), "--kind", KIND],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -176,11 +196,14 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=2_000)
     parser.add_argument("--warm-up", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--kind", choices=("sse", "ws"), default="sse")
     parser.add_argument("--client", nargs=2, metavar=("URL", "IDS_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global KIND
+    KIND = args.kind
     if args.client:
         url, ids_file = args.client
-        asyncio.run(client(url, Path(ids_file).read_text().split()))
+        asyncio.run(client(url, Path(ids_file).read_text().split(), args.kind))
         return
     raise_open_files(args.streams + args.warm_up + 1000)
     with tempfile.TemporaryDirectory(prefix="stategate-bench-") as tmp, broker(Path(tmp)) as bootstrap:

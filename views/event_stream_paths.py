@@ -66,8 +66,7 @@ class EventStreamPaths:
         try:
             if single:
                 assert timeout is not None
-                (order_id,) = interest.orders
-                writer = await open_order_stream(self.node, order_id, last_event_id, timeout)
+                writer = await open_order_stream(self.node, interest, last_event_id, timeout)
             else:
                 writer = await open_events(self.node, interest, last_event_id)
         except Problem as problem:

@@ -88,7 +88,8 @@ async def order_events(
 ) -> Response:
     """Stream the order's changes, first the order as it stands; the stream ends after VALIDATED or FAILED."""
     _check_accept(request)
-    return EventStreamResponse(await open_order_stream(node, order_id, last_event_id, timeout))
+    interest = Interest(orders=frozenset({order_id}))
+    return EventStreamResponse(await open_order_stream(node, interest, last_event_id, timeout))
 
 
 @router.get(
@@ -154,11 +155,14 @@ def _check_accept(request: Request) -> None:
         raise Problem(406, "This resource is a stream of Server-Sent Events: accept text/event-stream.")
 
 
-async def open_order_stream(node: Node, order_id: str, last_event_id: str | None, timeout: float) -> EventStreamWriter:
+async def open_order_stream(
+    node: Node, interest: Interest, last_event_id: str | None, timeout: float
+) -> EventStreamWriter:
     """The stream of one order, its response ready to write; raises Problem (404 when it never appears)."""
-    stream = await _open(node, Interest(orders=frozenset({order_id})), last_event_id, timeout)
+    stream = await _open(node, interest, last_event_id, timeout)
     if last_event_id is None and not len(stream.outbox) and not await _appears(stream, timeout):
         node.streams.close(stream)
+        (order_id,) = interest.orders
         raise no_such_order(order_id)
     return _respond(node, stream)
 

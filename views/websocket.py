@@ -28,6 +28,7 @@ import collections
 import contextlib
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,6 +49,7 @@ from stategate.app.errors import (
 )
 from stategate.app.handover import ReplyPart
 from stategate.app.http_answers import problem_document
+from stategate.app.lean_event import LeanEvent
 from stategate.app.node import Node
 from stategate.app.order_streams import Interest, OrderStream
 from stategate.app.orders import ORDER_ID_PATTERN, ORDER_STATES, NewOrder
@@ -90,11 +92,12 @@ class SocketPaths:
         self.app = app
         self.node = node
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain callable, not a coroutine: every other request (ten thousand open event streams) goes on
+        # without a frame of this layer under it.
         if scope["type"] != "websocket" or scope["path"] != PATH:
-            await self.app(scope, receive, send)
-            return
-        await live_socket(WebSocket(scope, receive, send), self.node)
+            return self.app(scope, receive, send)
+        return live_socket(WebSocket(scope, receive, send), self.node)
 
 
 async def live_socket(websocket: WebSocket, node: Node) -> None:
@@ -123,9 +126,9 @@ class LiveSocket:
     def __init__(self, websocket: WebSocket, node: Node) -> None:
         self.websocket = websocket
         self.node = node
-        self.ready = asyncio.Event()
+        self.ready: asyncio.Event = LeanEvent()
         self.outbox = Outbox(node.settings.stream_backlog)
-        self.replies: collections.deque[Message] = collections.deque()
+        self.replies: collections.deque[Message] | None = None  # made when a reply waits: most sockets idle
         self.subscriptions: dict[str, OrderStream] = {}
         self.placed: dict[str, tuple[str, frozenset[str]]] = {}  # order id -> ref, states that end the watch
         self.close_reason: tuple[int, str] | None = None
@@ -144,7 +147,8 @@ class LiveSocket:
             session, owed, resumed = sessions.new(), [], False
         self.session = session
         await self._send({"type": "hello", "node": node.settings.node_id, "session": session.id, "resumed": resumed})
-        self.replies.extend(owed)
+        for message in owed:
+            self._push_reply(message)
         sessions.attach(session, self._push_reply)
         writer = asyncio.get_running_loop().create_task(self._write())
         try:
@@ -320,6 +324,8 @@ class LiveSocket:
             self._emit(message)
 
     def _push_reply(self, message: Message) -> None:
+        if self.replies is None:
+            self.replies = collections.deque()
         self.replies.append(message)
         if len(self.replies) > MAX_WAITING_REPLIES:
             self.stop(POLICY, "too slow")
@@ -331,6 +337,8 @@ class LiveSocket:
         while self.close_reason is None:
             if self.replies:
                 await self._send(self.replies.popleft())
+                if not self.replies:
+                    self.replies = None
                 continue
             pending = self.outbox.take()
             if pending is None:
@@ -343,6 +351,7 @@ class LiveSocket:
             if placed is not None:
                 message["ref"] = placed[0]
             await self._send(message)
+            del message  # an idle socket keeps no copy of the last order it was sent
             sent.inc()
             if order.is_terminal or (placed is not None and order.state in placed[1]):
                 self._unsubscribe(order.id)
