@@ -351,10 +351,10 @@ class LiveSocket:
             if placed is not None:
                 message["ref"] = placed[0]
             await self._send(message)
-            del message  # an idle socket keeps no copy of the last order it was sent
             sent.inc()
             if order.is_terminal or (placed is not None and order.state in placed[1]):
                 self._unsubscribe(order.id)
+            del pending, order, message  # an idle socket keeps no copy of the last order it was sent
         if self.close_reason is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.websocket.close(*self.close_reason), 1.0)
