@@ -82,6 +82,8 @@ class OrderStream:
     """Why the stream ended: "complete", "slow", "gone" (the client left) or "stopping"; None while it runs."""
     ready: asyncio.Event = field(default_factory=LeanEvent)
     """Set when there is something to send, a heartbeat is due, or the stream ended."""
+    resumed: bool = False
+    """Opened after the positions of a client's event id (not from snapshots)."""
     beat_due: bool = False
     """Set by the node's heartbeat: the writer sends a keep-alive when it has nothing else."""
     on_slow: Callable[[], None] | None = None
@@ -188,8 +190,6 @@ class OrderStreams:
         self.limit = limit
         self.capacity = capacity
         self.closing = False
-        self.conflated = 0
-        self.dropped_slow = 0
         self._streams: set[OrderStream] = set()
         self._by_key: dict[bytes, set[OrderStream]] = {}
         self._by_customer: dict[str, set[OrderStream]] = {}
@@ -219,8 +219,9 @@ class OrderStreams:
         """A live stream of `interest`, resumed after `last_event_id` when that names positions.
 
         Streams that feed one connection (a WebSocket's subscriptions) share
-        its `outbox` and `ready` event. Raises ShuttingDown, TooManyStreams, or NoOwner when an order's owner
-        cannot be asked right now (a rebalance) or the feed is not reading.
+        its `outbox` and `ready` event. Raises ShuttingDown, TooManyStreams,
+        or NoOwner when an order's owner cannot be asked right now (a
+        rebalance) or the feed is not reading.
         """
         if self.closing:
             raise ShuttingDown()
@@ -247,6 +248,7 @@ class OrderStreams:
             ends_when_terminal=interest.customer_id is None,
             ready=LeanEvent() if ready is None else ready,
         )
+        stream.resumed = bool(resume)
         self._add(stream)
         try:
             start = {p: self.feed.positions[p] for p in partitions}
@@ -262,9 +264,6 @@ class OrderStreams:
         if stream not in self._streams:
             return
         self._streams.discard(stream)
-        self.conflated += stream.outbox.conflated
-        if stream.ended == "slow":
-            self.dropped_slow += 1
         for order_id in stream.interest.orders:
             _discard(self._by_key, order_id.encode(), stream)
         if stream.interest.customer_id is not None:

@@ -160,7 +160,7 @@ async def open_order_stream(
 ) -> EventStreamWriter:
     """The stream of one order, its response ready to write; raises Problem (404 when it never appears)."""
     stream = await _open(node, interest, last_event_id, timeout)
-    if last_event_id is None and not len(stream.outbox) and not await _appears(stream, timeout):
+    if not stream.resumed and not len(stream.outbox) and not await _appears(stream, timeout):
         node.streams.close(stream)
         (order_id,) = interest.orders
         raise no_such_order(order_id)

@@ -123,6 +123,19 @@ async def live_socket(websocket: WebSocket, node: Node) -> None:
 class LiveSocket:
     """One open WebSocket: its subscriptions, its session, and the task that writes to it."""
 
+    __slots__ = (
+        "close_reason",
+        "closed",
+        "node",
+        "outbox",
+        "placed",
+        "ready",
+        "replies",
+        "session",
+        "subscriptions",
+        "websocket",
+    )
+
     def __init__(self, websocket: WebSocket, node: Node) -> None:
         self.websocket = websocket
         self.node = node
