@@ -4,7 +4,7 @@ A node may hold ten thousand open event streams for hours. Under FastAPI
 each one would keep the route's whole call chain alive (its exception
 handlers, exit stacks, request and dependencies: about 12 KiB). So a
 plainly valid `GET /v1/orders/{id}/events` or `GET /v1/events` is opened
-here and written by the same `EventStreamResponse` as the FastAPI routes
+here and written by the same `EventStreamWriter` as the FastAPI routes
 (views/order_events.py), which keep anything doubtful, their 422s and the
 OpenAPI document, as views/long_poll.py does for long-polls.
 """
