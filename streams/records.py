@@ -194,7 +194,7 @@ def order_record_rejection(key: bytes | None, order: Order) -> str | None:
         return "no-key"
     if key != order.id.encode():
         return "key-not-id"
-    if not _ORDER_ID.match(order.id):
+    if not _ORDER_ID.fullmatch(order.id):
         return "bad-id"
     return None
 

@@ -61,7 +61,7 @@ def parse_long_poll(scope: Scope) -> LongPoll | None:
     if scope["method"] != "GET" or not scope["path"].startswith(ORDERS_PREFIX):
         return None
     order_id: str = scope["path"][len(ORDERS_PREFIX) :]
-    if len(order_id) > MAX_ORDER_ID_LENGTH or not ORDER_ID.match(order_id):
+    if len(order_id) > MAX_ORDER_ID_LENGTH or not ORDER_ID.fullmatch(order_id):
         return None
     headers = dict(scope["headers"])
     if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
