@@ -8,6 +8,7 @@ with the right partition count and compaction, avoids that race.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from faust.types.tables import CollectionT
 from .kafka_settings import KafkaSettings
 
 log = logging.getLogger("stategate.streams.admin")
+
+LEADER_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,33 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         except TopicAlreadyExistsError:
             pass  # another process created it meanwhile
         log.info("created topics", extra={"topics": ",".join(spec.name for spec in missing)})
+        await _wait_for_leaders(admin, [spec.name for spec in missing])
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until every partition of new topics has a leader, at most LEADER_WAIT_SECONDS.
+
+    A client that reads a topic the moment it is created can find no leader
+    yet: aiokafka then logs NotLeaderForPartition at ERROR and retries.
+    Kafka announces no leader election to clients, so this asks the broker's
+    metadata again, briefly, until it names them.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LEADER_WAIT_SECONDS
+    while True:
+        described = await admin.describe_topics(names)
+        led = [
+            bool(entry.get("partitions")) and all(p.get("leader", -1) >= 0 for p in entry["partitions"])
+            for entry in described
+        ]
+        if len(led) == len(names) and all(led):
+            return
+        if loop.time() > deadline:
+            log.warning("new topics have no leader yet", extra={"topics": ",".join(names)})
+            return
+        await asyncio.sleep(0.05)
 
 
 async def partition_count(settings: KafkaSettings, topic: str) -> int:
