@@ -77,7 +77,6 @@ class OrderStream:
     interest: Interest
     outbox: Outbox
     ends_when_terminal: bool
-    live: bool = False
     ended: str | None = None
     """Why the stream ended: "complete", "slow", "gone" (the client left) or "stopping"; None while it runs."""
     ready: asyncio.Event = field(default_factory=LeanEvent)
@@ -115,7 +114,6 @@ class OrderStream:
         self._positions = dict(positions)
         for i, change in enumerate(fresh):
             self._queue(change, encode_event_id(self._positions) if i == len(fresh) - 1 else None, checked=True)
-        self.live = True
 
     def take(self) -> Pending | None:
         """The next change to send, or None."""

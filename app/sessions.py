@@ -114,16 +114,9 @@ class Sessions:
         self.secret = secret
         self._sessions: dict[str, Session] = {}
 
-    def __len__(self) -> int:
-        return len(self._sessions)
-
     def new(self) -> Session:
         """A fresh session, its id tagged with this node."""
         return self._add(Session(f"{self.tag}-{uuid.uuid4().hex}", self.replay_size))
-
-    def get(self, session_id: str) -> Session | None:
-        """A session this node holds (attached or waiting for its client)."""
-        return self._sessions.get(session_id)
 
     def attach(self, session: Session, push: Push) -> None:
         """A socket now receives the session's messages."""
