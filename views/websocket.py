@@ -28,14 +28,14 @@ import collections
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from stategate.app.errors import (
     KafkaUnavailable,
@@ -72,6 +72,8 @@ MAX_WAITING_REPLIES = 1_000
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 GOING_AWAY = 1012  # service restart: reconnect elsewhere
 POLICY = 1008
+UNSUPPORTED_DATA = 1003
+CLOSED = (1000, "closed")  # close_reason once the close frame is sent
 _ORDER_ID = re.compile(ORDER_ID_PATTERN)
 _SEEN = re.compile(r"\d{1,12}")
 
@@ -97,12 +99,13 @@ class SocketPaths:
         # without a frame of this layer under it.
         if scope["type"] != "websocket" or scope["path"] != PATH:
             return self.app(scope, receive, send)
-        return live_socket(WebSocket(scope, receive, send), self.node)
+        return live_socket(scope, receive, send, self.node)
 
 
-async def live_socket(websocket: WebSocket, node: Node) -> None:
+async def live_socket(scope: Scope, receive: Receive, send: Send, node: Node) -> None:
     """Accept the socket, or refuse the handshake: 403 for a foreign origin, 503 + Retry-After when full,
     422 for a malformed `session` or `seen`."""
+    websocket = WebSocket(scope, receive, send)
     query = dict(parse_qsl(websocket.scope["query_string"].decode("latin-1")))
     session, seen_text = query.get("session"), query.get("seen", "0")
     if (session is not None and not 0 < len(session) <= MAX_SESSION_ID_LENGTH) or not _SEEN.fullmatch(seen_text):
@@ -117,11 +120,17 @@ async def live_socket(websocket: WebSocket, node: Node) -> None:
         await _refuse(websocket, unavailable(detail, node.settings.retry_after_seconds))
         return
     await websocket.accept()
-    await LiveSocket(websocket, node).serve(session, seen)
+    del websocket, scope  # an open socket keeps no copy of its handshake (nor does app/ws_protocol.py)
+    await LiveSocket(receive, send, node).serve(session, seen)
 
 
 class LiveSocket:
-    """One open WebSocket: its subscriptions, its session, and the task that writes to it."""
+    """One open WebSocket: its subscriptions, its session, and a writer task while it has something to write.
+
+    Most sockets sit idle for minutes, so the writer is not a task that
+    waits: setting `ready` (a change in the outbox, a reply, a stop) starts
+    one, and it ends once everything is written.
+    """
 
     __slots__ = (
         "close_reason",
@@ -130,16 +139,20 @@ class LiveSocket:
         "outbox",
         "placed",
         "ready",
+        "receive",
         "replies",
+        "send",
         "session",
         "subscriptions",
-        "websocket",
+        "writer",
     )
 
-    def __init__(self, websocket: WebSocket, node: Node) -> None:
-        self.websocket = websocket
+    def __init__(self, receive: Receive, send: Send, node: Node) -> None:
+        self.receive = receive
+        self.send = send
         self.node = node
-        self.ready: asyncio.Event = LeanEvent()
+        self.ready: asyncio.Event = Doorbell(self._start_writer)
+        self.writer: asyncio.Task[None] | None = None
         self.outbox = Outbox(node.settings.stream_backlog)
         self.replies: collections.deque[Message] | None = None  # made when a reply waits: most sockets idle
         self.subscriptions: dict[str, OrderStream] = {}
@@ -159,18 +172,19 @@ class LiveSocket:
         else:
             session, owed, resumed = sessions.new(), [], False
         self.session = session
-        await self._send({"type": "hello", "node": node.settings.node_id, "session": session.id, "resumed": resumed})
+        self._push_reply({"type": "hello", "node": node.settings.node_id, "session": session.id, "resumed": resumed})
         for message in owed:
             self._push_reply(message)
         sessions.attach(session, self._push_reply)
-        writer = asyncio.get_running_loop().create_task(self._write())
         try:
             await self._read()
         finally:
             self.closed = True  # a placement still running subscribes no more
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            writer, self.writer = self.writer, None
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
             sessions.detach(session, self._push_reply)
             for stream in self.subscriptions.values():
                 node.streams.close(stream)
@@ -178,8 +192,7 @@ class LiveSocket:
             node.metrics.live_streams.labels("ws").dec()
             node.sockets.discard(self)
             if self.close_reason is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.websocket.close(*self.close_reason), 1.0)
+                await self._close()
 
     def stop(self, code: int, reason: str) -> None:
         """Close the socket soon (the node stops, or the client is too slow)."""
@@ -196,10 +209,13 @@ class LiveSocket:
 
     async def _read(self) -> None:
         while self.close_reason is None:
-            try:
-                text = await self.websocket.receive_text()
-            except (WebSocketDisconnect, RuntimeError, KeyError):
-                return  # closed, or a binary frame: receive_text cannot read it
+            received = await self.receive()
+            if received["type"] != "websocket.receive":
+                return  # the client left, or the socket was closed
+            text = received.get("text")
+            if text is None:
+                self.stop(UNSUPPORTED_DATA, "messages are JSON text")
+                return
             try:
                 message = orjson.loads(text)
             except orjson.JSONDecodeError:
@@ -344,7 +360,20 @@ class LiveSocket:
             self.stop(POLICY, "too slow")
         self.ready.set()
 
+    def _start_writer(self) -> None:
+        if self.writer is None and not self.closed:
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+
     async def _write(self) -> None:
+        """Write what waits, then end (`ready` starts the next writer)."""
+        try:
+            await self._write_waiting()
+        finally:
+            self.writer = None
+        if self.close_reason is not None:
+            await self._close()
+
+    async def _write_waiting(self) -> None:
         node_id = self.node.settings.node_id
         sent = self.node.metrics.live_events.labels("ws")
         while self.close_reason is None:
@@ -356,8 +385,7 @@ class LiveSocket:
             pending = self.outbox.take()
             if pending is None:
                 self.ready.clear()
-                await self.ready.wait()
-                continue
+                return
             order = pending.change.order
             message: Message = {"type": "order", "order": order.as_dict(), "node": node_id}
             placed = self.placed.get(order.id)
@@ -367,18 +395,38 @@ class LiveSocket:
             sent.inc()
             if order.is_terminal or (placed is not None and order.state in placed[1]):
                 self._unsubscribe(order.id)
-            del pending, order, message  # an idle socket keeps no copy of the last order it was sent
-        if self.close_reason is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.websocket.close(*self.close_reason), 1.0)
 
     async def _send(self, message: Message) -> None:
         try:
             await asyncio.wait_for(
-                self.websocket.send_text(orjson.dumps(message).decode()), self.node.settings.slow_client_seconds
+                self.send({"type": "websocket.send", "text": orjson.dumps(message).decode()}),
+                self.node.settings.slow_client_seconds,
             )
         except TimeoutError:
             self.stop(POLICY, "too slow")
+        except OSError:  # the client is gone: the reader sees its disconnect
+            self.stop(GOING_AWAY, "gone")
+
+    async def _close(self) -> None:
+        """Send the close frame of `stop` (once: the writer or the end of `serve`, whichever comes first)."""
+        if self.close_reason is None or self.close_reason is CLOSED:
+            return
+        code, reason = self.close_reason
+        self.close_reason = CLOSED
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.send({"type": "websocket.close", "code": code, "reason": reason}), 1.0)
+
+
+class Doorbell(LeanEvent):
+    """An event that also rings: `set` calls `ring` (it starts a socket's writer)."""
+
+    def __init__(self, ring: Callable[[], None]) -> None:
+        super().__init__()
+        self.ring = ring
+
+    def set(self) -> None:
+        super().set()
+        self.ring()
 
 
 async def _refuse(websocket: WebSocket, problem: Problem) -> None:
