@@ -126,3 +126,18 @@ def test_a_socket_from_a_foreign_origin_or_with_a_bad_resume_is_refused_at_the_h
     host = system.url.removeprefix("http://")
     with connect(ws_url(system.url), additional_headers={"Origin": f"http://{host}"}) as same_origin:
         assert receive(same_origin)["type"] == "hello"
+
+
+def test_a_binary_message_closes_the_socket_with_1003_and_an_oversized_one_with_1009(system: System) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    for message, code in ((b"\x00\x01", 1003), ("x" * (64 * 1024 + 1), 1009)):
+        with connect(ws_url(system.url), max_size=None) as socket:
+            assert receive(socket)["type"] == "hello"
+            socket.send(message)
+            try:
+                socket.recv(timeout=10)
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == code, message[:10]
+            else:
+                raise AssertionError("the socket stayed open")
