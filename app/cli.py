@@ -1,4 +1,4 @@
-"""The `stategate` command: kafka, node, services, dev."""
+"""The `stategate` command: kafka, node, services, dev, erase, audit."""
 
 from __future__ import annotations
 
@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--nodes", type=int, default=2, help="how many gateway nodes (default 2)")
     dev.add_argument("--kafka-port", type=int, help="local Kafka port (default 9092)")
     dev.add_argument("--data-dir", type=Path, help="where everything keeps its data (default ./data/dev)")
+
+    erase = commands.add_parser("erase", help="delete one record, or all of a key's records, from an erasable topic")
+    erase.add_argument("--broker", help="Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or localhost:9092)")
+    erase.add_argument("--topic", required=True, help="the topic, without the namespace (e.g. orders)")
+    erase.add_argument("--key", required=True, help="the business key")
+    erase.add_argument("--guid", help="only the record with this GUID (32 lowercase hex characters)")
+
+    audit = commands.add_parser("audit", help="list the records of every topic that still hold an id")
+    audit.add_argument("--broker", help="Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or localhost:9092)")
+    audit.add_argument("id", help="the id to look for, in keys and values")
     return parser
 
 
@@ -92,6 +102,29 @@ def main(argv: list[str] | None, create_api: ApiFactory) -> None:
         from .dev import run_dev
 
         run_dev(port=args.port, kafka_port=args.kafka_port, data_dir=args.data_dir, nodes_count=args.nodes)
+    elif args.command in ("erase", "audit"):
+        _erasure_command(parser, args)
+
+
+def _erasure_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`stategate erase` (one line per tombstone written) and `stategate audit` (one line per record found)."""
+    import asyncio
+
+    from stategate.streams.erasable_keys import business_key, guid_of
+    from stategate.streams.erasure_tools import NotCompacted, audit, erase
+
+    settings = Settings.from_env(broker=args.broker)
+    if args.command == "audit":
+        for found in asyncio.run(audit(settings, args.id)):
+            print(found.line())
+        return
+    topic = settings.topic(args.topic)
+    try:
+        erased = asyncio.run(erase(settings, topic, args.key, args.guid))
+    except (ValueError, LookupError, NotCompacted) as exc:
+        parser.error(str(exc))
+    for key in erased:
+        print(f"tombstone {topic} {business_key(key).decode(errors='replace')} {guid_of(key) or '(plain key)'}")
 
 
 def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: object) -> Settings:

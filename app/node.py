@@ -22,7 +22,7 @@ from stategate.streams.order_feed import OrderFeed
 from stategate.streams.order_view import OrderView
 from stategate.streams.records import Order
 from stategate.streams.replies import replies_topic_spec
-from stategate.streams.topics import ORDERS, WAREHOUSE_INVENTORY
+from stategate.streams.topics import ORDERS, WAREHOUSE_INVENTORY, topic_configs
 
 from .config import Settings
 from .customer_orders import customer_order_ids
@@ -165,7 +165,7 @@ class Node:
         """Start the producer, the reply consumer and the order view for the duration of the block."""
         settings = self.settings
         topics = [
-            TopicSpec(settings.topic(ORDERS), settings.partitions),
+            TopicSpec(settings.topic(ORDERS), settings.partitions, topic_configs(ORDERS, settings)),
             TopicSpec(settings.topic(WAREHOUSE_INVENTORY), settings.services_partitions),
             replies_topic_spec(settings),
         ]

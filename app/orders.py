@@ -210,7 +210,7 @@ class OrderService:
         written: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
         self._in_flight[order_id] = written
         try:
-            await self.producer.send(self.orders_topic, order_id, order.to_json())
+            await self.producer.send(self.orders_topic, order_id, order.to_json(), erasable=True)
         except Exception as exc:
             written.set_exception(exc)
             written.exception()  # retrieved: nobody else may be waiting on it

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stategate.app.config import Settings
 from stategate.streams.admin import TopicSpec, ensure_topics
+from stategate.streams.erasable_keys import business_key
 from stategate.streams.records import CHECK_TYPES, PASS, utc_now
 from stategate.streams.topics import ORDERS
 
@@ -51,7 +52,7 @@ async def approve(settings: Settings) -> None:
                         continue
                     order.update(state="VALIDATED", version=order.get("version", 1) + 1, validations=validations)
                     order["updated_at"] = utc_now()
-                    await producer.send(topic, orjson.dumps(order), key=record.key)
+                    await producer.send(topic, orjson.dumps(order), key=business_key(record.key))
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()

@@ -33,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stategate.app.broker import LocalKafka
+from stategate.streams.erasable_keys import business_key
 from stategate.streams.topics import INVENTORY_CHECKED
 from tests.processes import Node, Stategate, system_env, wait_for
 
@@ -496,7 +497,7 @@ async def read_latest(bootstrap: str, topic: str, partitions: int, read: Callabl
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
                     if record.key is not None and record.value is not None:
-                        latest[record.key.decode()] = read(record.value)
+                        latest[business_key(record.key).decode()] = read(record.value)
         return latest
     finally:
         await consumer.stop()

@@ -36,8 +36,12 @@ class TopicSpec:
 
 
 def topic_specs(topics: Iterable[TopicT]) -> list[TopicSpec]:
-    """The given topics, each with the partition count it was declared with."""
-    return [TopicSpec(name, _declared(topic.partitions)) for topic in topics for name in topic.topics]
+    """The given topics, each with the partition count and topic configs it was declared with."""
+    return [
+        TopicSpec(name, _declared(topic.partitions), {key: str(value) for key, value in (topic.config or {}).items()})
+        for topic in topics
+        for name in topic.topics
+    ]
 
 
 def _declared(partitions: int | None) -> int:

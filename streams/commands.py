@@ -14,6 +14,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from .erasable_keys import ErasablePartitioner, erasable_or_plain
 from .kafka_settings import KafkaSettings
 
 log = logging.getLogger("stategate.streams.commands")
@@ -45,6 +46,7 @@ class CommandProducer:
             linger_ms=settings.producer_linger_ms,
             request_timeout_ms=int(settings.produce_timeout_seconds * 1000),
             retry_backoff_ms=100,
+            partitioner=ErasablePartitioner(),
         )
         await self._producer.start()
 
@@ -53,13 +55,25 @@ class CommandProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Send one record and wait for Kafka's acknowledgement, or raise KafkaUnavailable."""
+    async def send(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        erasable: bool = False,
+    ) -> None:
+        """Send one record and wait for Kafka's acknowledgement, or raise KafkaUnavailable.
+
+        `erasable`: the record's key gets a GUID of its own (streams/erasable_keys.py), so that this one
+        record can be erased later.
+        """
+        raw_key = erasable_or_plain(key.encode()) if erasable else key.encode()
         deadline = self.settings.produce_timeout_seconds
         assert self._producer is not None, "CommandProducer.start() first"
         try:
             async with asyncio.timeout(deadline):  # no extra task, unlike asyncio.wait_for
-                await self._producer.send_and_wait(topic, value=value, key=key.encode(), headers=headers)
+                await self._producer.send_and_wait(topic, value=value, key=raw_key, headers=headers)
         except (TimeoutError, KafkaError) as exc:
             log.warning("command not acknowledged", extra={"topic": topic, "key": key, "error": repr(exc)})
             raise KafkaUnavailable(f"Kafka did not acknowledge the command within {deadline:g}s") from exc

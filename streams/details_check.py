@@ -18,6 +18,7 @@ import faust
 from faust.types import StreamT
 
 from . import rules
+from .erasable_keys import erasable_or_plain
 from .order_steps import OrderStep, Source
 from .records import REJECTIONS, Order, RecordError, order_record_rejection
 
@@ -42,6 +43,8 @@ class DetailsCheck:
     async def _check(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            if event.value is None:
+                continue  # a tombstone: an erased message
             try:
                 order = Order.from_record(event.value, event.key, message.timestamp)
             except RecordError:
@@ -57,7 +60,7 @@ class DetailsCheck:
             step = OrderStep(order, Source(message.partition, message.offset))
             # Straight to the producer (Faust's Topic.send costs more than the check itself); a commit
             # waits for every buffered send, so the source offset is never committed before this lands.
-            key = order.customer_id.encode()
+            key = erasable_or_plain(order.customer_id.encode())
             await self.app.producer.send(self.orders_by_customer, key, step.to_json(), None, None, None)
 
     async def _reject(self, key: bytes | None, value: bytes | None, reason: str, partition: int, offset: int) -> None:
@@ -66,4 +69,5 @@ class DetailsCheck:
             "rejected an order record", extra={"partition": partition, "offset": offset, "reason": REJECTIONS[reason]}
         )
         headers = [("reason", reason.encode()), ("source", f"{partition}:{offset}".encode())]
-        await self.app.producer.send(self.orders_rejected, key, value, None, None, headers)
+        dead_letter_key = None if key is None else erasable_or_plain(key)
+        await self.app.producer.send(self.orders_rejected, dead_letter_key, value, None, None, headers)

@@ -68,6 +68,16 @@ def erasable_key(business_key: bytes | str, guid: str | None = None) -> bytes:
     return key + SEPARATOR + suffix.encode("ascii")
 
 
+def erasable_or_plain(key: bytes) -> bytes:
+    """An erasable key for `key`, or `key` itself when it holds 0x00 and so cannot be a business key.
+
+    For writers of records whose keys come from outside (a dead letter keeps
+    the key it came with): such a record can still be erased, by a tombstone
+    for its plain key, which erases every record with that key.
+    """
+    return key if SEPARATOR in key else erasable_key(key)
+
+
 def _has_suffix(raw: bytes) -> bool:
     return len(raw) >= SUFFIX_LENGTH and raw[-SUFFIX_LENGTH] == SEPARATOR[0] and _is_guid(raw[-GUID_LENGTH:])
 

@@ -10,6 +10,7 @@ import faust
 from faust.types import TableT, TopicT, TransportT
 from mode.utils.objects import cached_property
 
+from .erasable_keys import ErasablePartitioner
 from .faust_recovery import FlowControl, TableManager
 from .faust_transport import Transport
 from .kafka_settings import KafkaSettings
@@ -90,6 +91,7 @@ def create_faust_app(app_id: str, settings: KafkaSettings) -> StategateApp:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_partitioner=ErasablePartitioner(),  # erasable keys go where their business keys do
         producer_linger=settings.producer_linger_ms / 1000.0,
         broker_commit_interval=settings.commit_interval_seconds,
         stream_wait_empty=True,  # a rebalance waits for events in flight and commits them: no replays

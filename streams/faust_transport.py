@@ -61,6 +61,8 @@ from faust.types.tuples import ConsumerMessage
 from mode import Service, ServiceT
 from mode.utils.times import Seconds, want_seconds
 
+from .erasable_keys import business_key
+
 log = logging.getLogger("stategate.streams.faust_transport")
 
 RecordMap = Mapping[TP, list[Any]]
@@ -264,7 +266,7 @@ class InLoopConsumer(FaustConsumer):
             timestamp,
             record.timestamp_type,
             record.headers,
-            record.key,
+            business_key(record.key) if record.key is not None else None,  # readers see business keys
             record.value,
             record.checksum,
             record.serialized_key_size,

@@ -64,6 +64,15 @@ class KafkaSettings(BaseSettings):
     rocksdb_block_cache_bytes: int = Field(8 * 1024 * 1024, ge=0)
     rocksdb_write_buffer_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
+    # Erasure: the topics that carry customer data are compacted, with erasable keys
+    # (streams/erasable_keys.py), so that a tombstone deletes one record. These bound how long
+    # an erased record stays on the brokers' disks (README, Erasure): a segment rolls after
+    # `erasure_segment_seconds`, the cleaner must compact it within `erasure_compaction_lag_seconds`,
+    # and tombstones themselves are kept `erasure_tombstone_seconds`, for readers that were away.
+    erasure_segment_seconds: float = Field(600.0, gt=0)
+    erasure_compaction_lag_seconds: float = Field(1200.0, gt=0)
+    erasure_tombstone_seconds: float = Field(1200.0, gt=0)
+
     @property
     def url(self) -> str:
         """The URL other nodes and clients use to reach this process."""

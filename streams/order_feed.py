@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from .admin import partition_count
+from .erasable_keys import business_key
 from .kafka_settings import KafkaSettings
 from .records import Order, RecordError, order_record_rejection
 from .topics import ORDERS
@@ -228,6 +229,7 @@ class OrderFeed:
         for record in records:
             key, value = record.key, record.value
             if key is not None and value is not None:
+                key = business_key(key)
                 if len(kept) == self.history:
                     self._forgotten[partition] = kept[0].offset
                 kept.append(RawRecord(record.offset, key, value, record.timestamp / 1000.0))

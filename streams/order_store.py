@@ -98,6 +98,8 @@ class OrderStore:
 
 
 def _accepted(record: ConsumerRecord[bytes, bytes], on_rejected: OnRejected | None) -> Order | None:
+    if record.value is None:
+        return None  # a tombstone: one message was erased (streams/erasable_keys.py), not a bad record
     timestamp = record.timestamp / 1000.0 if record.timestamp else None
     order: Order | None
     rejection: str | None

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from .erasable_keys import business_key
+
 ORDER_STATES: tuple[str, ...] = ("CREATED", "VALIDATED", "FAILED")
 TERMINAL_STATES: frozenset[str] = frozenset({"VALIDATED", "FAILED"})
 
@@ -172,7 +174,7 @@ class Order:
     def from_record(cls, value: bytes, key: bytes | None, timestamp: float | None) -> Order:
         """Read an order from a Kafka record; the record's time stands in for a missing `created_at`."""
         try:
-            order = cls.from_json(value, key.decode() if key else None)
+            order = cls.from_json(value, business_key(key).decode() if key else None)
         except UnicodeDecodeError:
             raise RecordError("the key is not UTF-8") from None
         if not order.created_at and timestamp:
@@ -192,7 +194,7 @@ def order_record_rejection(key: bytes | None, order: Order) -> str | None:
     """
     if key is None:
         return "no-key"
-    if key != order.id.encode():
+    if business_key(key) != order.id.encode():
         return "key-not-id"
     if not _ORDER_ID.fullmatch(order.id):
         return "bad-id"

@@ -28,6 +28,7 @@ from faust.exceptions import ProducerSendError
 from faust.types import ProducerT
 
 from .consumer_options import group_timing
+from .erasable_keys import erasable_or_plain
 from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep, Source
 from .records import Order, RecordError, read_object
@@ -57,7 +58,7 @@ class Forward:
             log.warning("skipping unreadable changelog record", extra={"error": str(exc)})
             return None
         value = OrderStep(order, Source(partition, record.offset)).to_json() if self.as_step else order.to_json()
-        return self.key(order).encode(), value
+        return erasable_or_plain(self.key(order).encode()), value
 
 
 class Relay:

@@ -9,6 +9,13 @@
 | `orders-by-product` | product | OrderStep JSON | relay |
 | `inventory-checked` | product | the `inventory` table's value (compacted changelog) | check-inventory, stock-levels |
 | `orders-rejected` | the record's key | the record's value, headers `reason`, `source` | check-details |
+
+`orders`, `orders-by-customer`, `orders-by-product` and `orders-rejected` carry
+customer data: they are erasable (`ERASABLE`). Their writers give every
+record a key of its own (streams/erasable_keys.py) and the topics are
+compacted (and still deleted after the broker's retention), so that a
+tombstone for one record's key erases that record. Every reader sees the
+business key.
 """
 
 from __future__ import annotations
@@ -27,6 +34,22 @@ ORDERS_BY_PRODUCT = "orders-by-product"
 FRAUD_CHECKED = "fraud-checked"
 INVENTORY_CHECKED = "inventory-checked"
 ORDERS_REJECTED = "orders-rejected"  # dead letters: `orders` records no reader accepts
+ERASABLE = frozenset({ORDERS, ORDERS_BY_CUSTOMER, ORDERS_BY_PRODUCT, ORDERS_REJECTED})
+
+
+def erasable_configs(settings: KafkaSettings) -> dict[str, str]:
+    """Topic configs of an erasable topic: compacted within the settings' bound, and deleted after retention."""
+    return {
+        "cleanup.policy": "compact,delete",
+        "segment.ms": str(int(settings.erasure_segment_seconds * 1000)),
+        "max.compaction.lag.ms": str(int(settings.erasure_compaction_lag_seconds * 1000)),
+        "delete.retention.ms": str(int(settings.erasure_tombstone_seconds * 1000)),
+    }
+
+
+def topic_configs(name: str, settings: KafkaSettings) -> dict[str, str]:
+    """The configs stategate creates the topic `name` (without namespace) with."""
+    return erasable_configs(settings) if name in ERASABLE else {}
 
 
 @dataclass(frozen=True)
@@ -48,6 +71,7 @@ def raw_topic(
         partitions=partitions or settings.partitions,
         replicas=settings.replication_factor,
         internal=internal,
+        config=topic_configs(name, settings) or None,
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stategate.app.broker import free_port
+from stategate.streams.erasable_keys import business_key
 
 from .conftest import new_namespace
 from .processes import Node, Stategate, system_env, wait_for
@@ -210,7 +211,9 @@ async def records_with_key(bootstrap: str, topic: str, key: str) -> int:
             assert time.monotonic() < deadline, f"read {read} of {total} records"
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 read += len(records)
-                count += sum(1 for r in records if r.key == key.encode() and b'"CREATED"' in (r.value or b""))
+                for r in records:
+                    if r.key and business_key(r.key) == key.encode() and b'"CREATED"' in (r.value or b""):
+                        count += 1
         return count
     finally:
         await consumer.stop()

@@ -19,6 +19,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from stategate.app.broker import broker_classpath
+from stategate.streams.erasable_keys import business_key
 
 from .conftest import System
 from .processes import wait_for
@@ -54,7 +55,7 @@ async def dead_letters(bootstrap: str, topic: str, wanted: int) -> list[tuple[by
         async with asyncio.timeout(60):
             while len(found) < wanted:
                 for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found += [(r.key, dict(r.headers)) for r in records]
+                    found += [(r.key and business_key(r.key), dict(r.headers)) for r in records]
         return found
     finally:
         await consumer.stop()
