@@ -44,6 +44,10 @@ class OrderMoved(Exception):
     """The order's partition now belongs to another node (a rebalance, or this node stopping)."""
 
 
+class OrderErased(Exception):
+    """The order was erased: its id can never be used again (410)."""
+
+
 class TwoOrderIds(ValueError):
     """An order named by both its `id` and an Idempotency-Key: which one decides would be a guess."""
 

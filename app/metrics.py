@@ -100,6 +100,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Erasures: requested here, finished here (nothing of the order left in Kafka), and pending.
+        self.erasures_requested = Counter(
+            "stategate_erasures_requested",
+            "Orders erased through this node (DELETE accepted).",
+            registry=self.registry,
+        )
+        self.erasures_completed = Counter(
+            "stategate_erasures_completed",
+            "Erasures this node finished: a pass found nothing of the order left in Kafka.",
+            registry=self.registry,
+        )
+        self.erasures_pending = Gauge(
+            "stategate_erasures_pending",
+            "Erasures of orders on this node's partitions that are not finished yet.",
+            registry=self.registry,
+        )
+
         for kind in ("sse", "ws"):  # every series shows from the start, at 0
             self.live_streams.labels(kind)
             self.live_events.labels(kind)

@@ -26,6 +26,7 @@ from stategate.streams.topics import ORDERS, WAREHOUSE_INVENTORY, topic_configs
 
 from .config import Settings
 from .customer_orders import customer_order_ids
+from .erasure import OrderErasure
 from .errors import NoOwner
 from .metrics import Metrics
 from .order_streams import OrderStreams, Snapshot
@@ -55,6 +56,8 @@ class Node:
             on_change=self._on_change,
             on_assigned=self._on_partitions_assigned,
             on_rejected=lambda reason: self.metrics.orders_rejected.labels(reason).inc(),
+            on_erased=self._on_erased,
+            marker_of=lambda order_id: self.erasure.marker_of(order_id),
         )
         self.producer = CommandProducer(settings)
         self.peers = Peers(settings.url, settings.node_id, peer_urls=settings.peer_urls)
@@ -82,6 +85,7 @@ class Node:
             wants=lambda key: self.streams.wants(key),
             on_change=lambda change: self.streams.on_change(change),
             history=settings.feed_history,
+            on_erased=lambda order_id: self.streams.erased(order_id),
         )
         self.streams = OrderStreams(
             self.feed,
@@ -100,12 +104,19 @@ class Node:
             client=lambda: self.peers.client,
             secret=lambda: self.service_calls.cluster_secret,
         )
+        self.erasure = OrderErasure(
+            settings, self.producer, self.view, self.metrics, secret=lambda: self.service_calls.cluster_secret
+        )
         self.sockets: set[Socket] = set()
         self._snapshots: dict[str, asyncio.Future[Snapshot | None]] = {}
         self.draining = False
 
     def _on_change(self, order: Order) -> None:
         self.orders.on_change(order)
+
+    def _on_erased(self, order_id: str) -> None:
+        self.orders.on_erased(order_id)
+        self.erasure.on_erased(order_id)
 
     def _on_partitions_assigned(self, mine: frozenset[int]) -> None:
         """Send the requests parked on orders this node no longer owns to their new owner."""
@@ -181,11 +192,13 @@ class Node:
             loop = asyncio.get_running_loop()
             probing = loop.create_task(self.peers.probe(self.ownership.members))
             beating = loop.create_task(self.streams.beat(settings.heartbeat_seconds))
+            erasing = loop.create_task(self.erasure.run())
             try:
                 yield
             finally:
                 probing.cancel()
                 beating.cancel()
+                erasing.cancel()
         finally:
             await self.feed.stop()
             await self.view.stop()

@@ -274,6 +274,11 @@ class OrderStreams:
             for stream in list(self._streams):
                 stream.beat()
 
+    def erased(self, order_id: str) -> None:
+        """End every stream that watches this order by its id: it was erased."""
+        for stream in list(self._by_key.get(order_id.encode(), ())):
+            stream.end("erased")
+
     def close_all(self) -> int:
         """End every stream because the node is stopping; no new one opens. Returns how many ended."""
         self.closing = True

@@ -22,7 +22,7 @@ from stategate.streams.commands import CommandProducer
 from stategate.streams.order_view import OrderView
 from stategate.streams.records import ORDER_ID_PATTERN, ORDER_STATES, Order, StockLevel, utc_now
 
-from .errors import TwoOrderIds
+from .errors import OrderErased, TwoOrderIds
 from .ownership import Owner
 from .waiters import Condition, Waiters, wait
 
@@ -151,7 +151,10 @@ class OrderService:
         owner = self.owner_of(order_id)
         if owner.is_self or owner.url is None or self.ask_owner is None:
             return self.lookup(order_id)
-        return await self.ask_owner(owner.url, order_id)
+        try:
+            return await self.ask_owner(owner.url, order_id)
+        except OrderErased:
+            return None
 
     def owner_elsewhere(self, new: NewOrder, idempotency_key: str | None) -> str | None:
         """The URL of the live node that owns the order the client named, when that is not this node."""
@@ -168,7 +171,7 @@ class OrderService:
         retry gets the first one (`written` False), asked of its owner when
         that is another node. Raises KafkaUnavailable when Kafka does not
         acknowledge the command in time, TwoOrderIds when the order is named
-        twice.
+        twice, OrderErased when the id names an erased order.
         """
         order_id = client_order_id(new, idempotency_key)
         if order_id is not None and self.ask_owner is not None:
@@ -190,6 +193,8 @@ class OrderService:
         if order_id is None:
             order_id = self.new_id()  # fresh: no retry can name it yet
         else:
+            if self.view.is_erased(order_id):
+                raise OrderErased(f"Order {order_id!r} was erased; its id cannot be used again.")
             existing = self.lookup(order_id)
             if existing is not None:
                 return existing
@@ -251,6 +256,11 @@ class OrderService:
         if reached is not None:
             return reached, True
         return self.lookup(order_id), False
+
+    def on_erased(self, order_id: str) -> None:
+        """Called when the view dropped an erased order: forget it, and end the waits on it."""
+        self._written.pop(order_id, None)
+        self.waiters.erased(order_id)
 
     def on_change(self, order: Order) -> None:
         """Called by the order view for every version it applies."""

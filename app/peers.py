@@ -18,6 +18,7 @@ import httpx
 
 from stategate.streams.records import Order, RecordError
 
+from .errors import OrderErased
 from .order_streams import Snapshot
 
 log = logging.getLogger("stategate.peers")
@@ -51,9 +52,14 @@ class Peers:
         return self._ids[url]
 
     async def order(self, url: str, order_id: str) -> Order | None:
-        """The order as the node at `url` holds it; None when it does not (or cannot say)."""
+        """The order as the node at `url` holds it; None when it does not (or cannot say).
+
+        Raises OrderErased when that node says the order was erased.
+        """
         try:
             response = await self.client.get(f"{url}/v1/orders/{quote(order_id, safe='')}")
+            if response.status_code == 404 and response.json().get("erased") is True:
+                raise OrderErased(f"Order {order_id!r} was erased; its id cannot be used again.")
             if response.status_code != 200:
                 return None
             return Order.from_dict(response.json())

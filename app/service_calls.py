@@ -172,6 +172,8 @@ class ServiceCalls:
 
     async def on_reply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """A reply record from this node's share of the reply topic."""
+        if record.value is None:
+            return  # a tombstone: an erasure pass rolling the segment (streams/erasure_pass.py)
         if record.key is None:
             self.metrics.replies_dropped.labels("no key").inc()
             return

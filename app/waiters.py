@@ -39,6 +39,8 @@ class Ending(enum.Enum):
     TIMED_OUT = "timed out"
     CLOSED = "closed"
     """This node is stopping."""
+    ERASED = "erased"
+    """The order was erased (DELETE /v1/orders/{id})."""
 
 
 Outcome = Order | Ending
@@ -113,6 +115,11 @@ class Waiters:
         for waiter in tuple(self._by_order.get(order.id, ())):
             if waiter.condition(order):
                 self._end(waiter, order)
+
+    def erased(self, order_id: str) -> None:
+        """End the wait of every request on an order that was erased."""
+        for waiter in tuple(self._by_order.get(order_id, ())):
+            self._end(waiter, Ending.ERASED)
 
     def move(self, moved: Callable[[str], bool]) -> int:
         """End the wait of every request whose order id `moved` says has left this node."""

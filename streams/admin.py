@@ -50,25 +50,38 @@ def _declared(partitions: int | None) -> int:
     return partitions
 
 
-CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(24 * 3600 * 1000)}
-"""Compacted, and never within a day of being written: a changelog that is also a check's
-output (fraud-checked, inventory-checked) keeps every record until the relay has read it."""
+def changelog_configs(settings: KafkaSettings) -> dict[str, str]:
+    """Compacted, never before `changelog_min_lag_seconds`, surely within the erasure bound after that.
+
+    A changelog that is also a check's output (fraud-checked, inventory-checked)
+    keeps every record until the relay has surely read it (a day by default).
+    Then old values, an erased order's among them, must go within the erasure
+    bound: segments roll, and the cleaner must get to them.
+    """
+    min_lag_ms = int(settings.changelog_min_lag_seconds * 1000)
+    return {
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": str(min_lag_ms),
+        "max.compaction.lag.ms": str(min_lag_ms + int(settings.erasure_compaction_lag_seconds * 1000)),
+        "segment.ms": str(int(settings.erasure_segment_seconds * 1000)),
+        "delete.retention.ms": str(int(settings.erasure_tombstone_seconds * 1000)),
+    }
 
 
-def changelog_specs(tables: Iterable[CollectionT]) -> list[TopicSpec]:
+def changelog_specs(tables: Iterable[CollectionT], settings: KafkaSettings) -> list[TopicSpec]:
     """The tables' compacted changelog topics, each with its table's partition count."""
-    compact = CHANGELOG_CONFIGS
+    compact = changelog_configs(settings)
     return [TopicSpec(table.changelog_topic.get_topic_name(), _declared(table.partitions), compact) for table in tables]
 
 
-def topics_of(app: faust.App, topics: Iterable[TopicT]) -> list[TopicSpec]:
+def topics_of(app: faust.App, topics: Iterable[TopicT], settings: KafkaSettings) -> list[TopicSpec]:
     """The given topics, every table's compacted changelog topic, and the app's assignor topic.
 
     Faust creates its `<app id>-__assignor-__leader` topic itself, after its
     consumer first asked for it (aiokafka then logs "not found" at ERROR).
     """
     leader = TopicSpec(f"{app.conf.id}-__assignor-__leader", 1)
-    return [*topic_specs(topics), *changelog_specs(app.tables.values()), leader]
+    return [*topic_specs(topics), *changelog_specs(app.tables.values(), settings), leader]
 
 
 async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> None:

@@ -50,6 +50,12 @@ class CommandProducer:
         )
         await self._producer.start()
 
+    @property
+    def kafka(self) -> AIOKafkaProducer:
+        """The started aiokafka producer, for senders that need no deadline of their own (erasure passes)."""
+        assert self._producer is not None, "CommandProducer.start() first"
+        return self._producer
+
     async def stop(self) -> None:
         """Flush what is in flight and disconnect."""
         if self._producer is not None:
@@ -62,18 +68,21 @@ class CommandProducer:
         value: bytes,
         headers: list[tuple[str, bytes]] | None = None,
         erasable: bool = False,
+        partition: int | None = None,
     ) -> None:
         """Send one record and wait for Kafka's acknowledgement, or raise KafkaUnavailable.
 
         `erasable`: the record's key gets a GUID of its own (streams/erasable_keys.py), so that this one
-        record can be erased later.
+        record can be erased later. `partition`: this one, not the key's.
         """
         raw_key = erasable_or_plain(key.encode()) if erasable else key.encode()
         deadline = self.settings.produce_timeout_seconds
         assert self._producer is not None, "CommandProducer.start() first"
         try:
             async with asyncio.timeout(deadline):  # no extra task, unlike asyncio.wait_for
-                await self._producer.send_and_wait(topic, value=value, key=raw_key, headers=headers)
+                await self._producer.send_and_wait(
+                    topic, value=value, key=raw_key, headers=headers, partition=partition
+                )
         except (TimeoutError, KafkaError) as exc:
             log.warning("command not acknowledged", extra={"topic": topic, "key": key, "error": repr(exc)})
             raise KafkaUnavailable(f"Kafka did not acknowledge the command within {deadline:g}s") from exc

@@ -16,6 +16,7 @@ import faust
 import orjson
 from faust.types import StreamT
 
+from .erasure_records import erased_id_in, erasure_kind
 from .faust_app import json_table
 from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep
@@ -61,9 +62,14 @@ class CustomerOrders:
         Service(app, CUSTOMER_ORDERS_SERVICE, requests).handler(self.handle)
 
     async def _index(self, stream: StreamT[bytes]) -> None:
-        async for value in stream:
+        async for event in stream.events():
+            if event.value is None:
+                continue  # a tombstone: an erased step, or a segment roll (streams/erasure_pass.py)
+            if erasure_kind(event.headers) is not None:
+                await self._forget(event.key, event.value)
+                continue
             try:
-                order = OrderStep.from_json(value).order
+                order = OrderStep.from_json(event.value).order
             except RecordError as exc:
                 log.warning("skipping unreadable order step", extra={"error": str(exc)})
                 continue
@@ -72,6 +78,19 @@ class CustomerOrders:
             updated = with_order(ids, order.id)
             if updated is not ids:
                 await self.output.write(key, orjson.dumps({"orders": updated}))
+
+    async def _forget(self, key: bytes | None, value: bytes | None) -> None:
+        """An erasure step: the customer's index no longer lists the erased order."""
+        try:
+            order_id = erased_id_in(value)
+        except RecordError as exc:
+            log.warning("skipping unreadable erasure step", extra={"error": str(exc)})
+            return
+        if key is None:
+            return
+        ids = read_ids(self.table.get(key))
+        if order_id in ids:
+            await self.output.write(key, orjson.dumps({"orders": [i for i in ids if i != order_id]}))
 
     async def handle(self, request: ServiceRequest) -> Reply:
         """`GET /{customer}`: `{"customer_id", "orders": [id, ...]}`, newest first (empty for a new customer)."""

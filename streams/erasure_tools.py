@@ -75,10 +75,10 @@ async def _records_of(
     settings: KafkaSettings, topic: str, wanted: bytes
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """The records (not tombstones) of business key `wanted` in `topic`, from its partition's beginning."""
-    async with _reader(settings) as consumer:
-        partitions = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+    async with reader(settings) as consumer:
+        partitions = consumer.partitions_for_topic(topic) or await partitions_of(consumer, topic)
         partition = TopicPartition(topic, partition_for(wanted, len(partitions)))
-        async for record in _read_all(consumer, [partition]):
+        async for record in read_all(consumer, [partition]):
             if record.key is not None and record.value is not None and business_key(record.key) == wanted:
                 yield record
 
@@ -88,11 +88,11 @@ async def audit(settings: KafkaSettings, needle: str) -> list[Found]:
     wanted = needle.encode()
     prefix = f"{settings.namespace}." if settings.namespace else ""
     found: list[Found] = []
-    async with _reader(settings) as consumer:
+    async with reader(settings) as consumer:
         topics = sorted(t for t in await consumer.topics() if t.startswith(prefix) and not t.startswith("__"))
         for topic in topics:
-            partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
-            async for record in _read_all(consumer, partitions):
+            partitions = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
+            async for record in read_all(consumer, partitions):
                 if record.key is not None and wanted in record.key:
                     found.append(Found(topic, record.partition, record.offset, "key"))
                 elif record.value is not None and wanted in record.value:
@@ -120,7 +120,8 @@ async def _check_compacted(settings: KafkaSettings, topic: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _reader(settings: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
+async def reader(settings: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less consumer that reads from the beginning and commits nothing."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.broker,
         group_id=None,
@@ -134,17 +135,18 @@ async def _reader(settings: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions; LookupError when the broker does not know it."""
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
-        await consumer._client.force_metadata_update()  # a topic this client has not asked about yet
-        partitions = consumer.partitions_for_topic(topic)
+        # The consumer's own metadata covers only topics it has asked about: ask for all of them.
+        partitions = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic)
     if not partitions:
         raise LookupError(f"no topic {topic!r}")
     return set(partitions)
 
 
-async def _read_all(
+async def read_all(
     consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every record of `partitions`, from the beginning up to the end offsets they had when this began."""

@@ -69,7 +69,7 @@ class ExampleServices:
     @property
     def topic_specs(self) -> list[TopicSpec]:
         """The request topics, the tables' compacted changelogs and the app's assignor topic."""
-        return topics_of(self.app, self.request_topics.values())
+        return topics_of(self.app, self.request_topics.values(), self.settings)
 
 
 async def echo(request: ServiceRequest) -> Reply | AsyncIterator[dict[str, int]]:

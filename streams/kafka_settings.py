@@ -72,6 +72,14 @@ class KafkaSettings(BaseSettings):
     erasure_segment_seconds: float = Field(600.0, gt=0)
     erasure_compaction_lag_seconds: float = Field(1200.0, gt=0)
     erasure_tombstone_seconds: float = Field(1200.0, gt=0)
+    # The checks' changelogs double as their output, read by the relay: a value may be compacted
+    # away only once the relay has surely read it, so they keep every value this long (and an
+    # erased order's old values with them). The owner of an erased order checks Kafka this often.
+    changelog_min_lag_seconds: float = Field(24 * 3600.0, gt=0)
+    # Replies to service requests (`gateway-replies`) are useless once their request timed out:
+    # deleted after this long (segments roll after `erasure_segment_seconds`, so it is a bound).
+    reply_retention_seconds: float = Field(3600.0, gt=0)
+    erasure_check_seconds: float = Field(60.0, gt=0)
 
     @property
     def url(self) -> str:

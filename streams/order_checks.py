@@ -40,11 +40,11 @@ from .topics import (
     ORDERS_BY_CUSTOMER,
     ORDERS_BY_PRODUCT,
     ORDERS_REJECTED,
+    SERVICES_APP_ID,
     order_topics,
     raw_topic,
 )
 
-SERVICES_APP_ID = "stategate-services"
 ORDER_FLOW_SERVICES: dict[str, str] = {
     INVENTORY_SERVICE: INVENTORY_REQUESTS,
     CUSTOMER_ORDERS_SERVICE: CUSTOMER_ORDERS_REQUESTS,
@@ -92,7 +92,7 @@ class OrderServices:
             self.inventory_requests,
             self.customer_orders_requests,
         ]
-        return topics_of(self.app, topics)
+        return topics_of(self.app, topics, self.settings)
 
 
 def _product(order: Order) -> str:

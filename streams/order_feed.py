@@ -31,6 +31,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from .admin import partition_count
 from .erasable_keys import business_key
+from .erasure_records import REQUEST, erasure_kind
 from .kafka_settings import KafkaSettings
 from .records import Order, RecordError, order_record_rejection
 from .topics import ORDERS
@@ -83,11 +84,19 @@ def parse_change(
 class OrderFeed:
     """A group-less consumer of all of `orders`, its position in each partition, and recent records."""
 
-    def __init__(self, settings: KafkaSettings, wants: Wants, on_change: OnChange, history: int = 1000) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        wants: Wants,
+        on_change: OnChange,
+        history: int = 1000,
+        on_erased: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.topic = settings.topic(ORDERS)
         self.wants = wants
         self.on_change = on_change
+        self.on_erased = on_erased
         self.history = history
         self.positions: dict[int, int] = {}
         """The next offset the feed will read, per partition: every record before it has been handed on."""
@@ -230,6 +239,8 @@ class OrderFeed:
             key, value = record.key, record.value
             if key is not None and value is not None:
                 key = business_key(key)
+                if self.on_erased is not None and erasure_kind(record.headers) == REQUEST and self.wants(key):
+                    self.on_erased(key.decode())
                 if len(kept) == self.history:
                     self._forgotten[partition] = kept[0].offset
                 kept.append(RawRecord(record.offset, key, value, record.timestamp / 1000.0))

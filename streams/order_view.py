@@ -30,7 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
 from .consumer_options import group_timing
 from .kafka_settings import KafkaSettings
-from .order_store import OnRejected, OrderStore
+from .order_store import Erased, MarkerOf, OnRejected, OrderStore
 from .records import Order
 from .replies import partition_for
 from .topics import ORDERS
@@ -41,6 +41,8 @@ VIEW_GROUP = "stategate-orders-view"
 log = logging.getLogger("stategate.streams.order_view")
 
 OnChange = Callable[[Order], None]
+OnErased = Callable[[str], None]
+"""Told the id of each order this node dropped because it was erased."""
 OnAssigned = Callable[[frozenset[int]], None]
 
 
@@ -53,6 +55,8 @@ class OrderView:
         on_change: OnChange,
         on_assigned: OnAssigned,
         on_rejected: OnRejected | None = None,
+        on_erased: OnErased | None = None,
+        marker_of: MarkerOf | None = None,
     ) -> None:
         self.settings = settings
         self.topic = settings.topic(ORDERS)
@@ -61,8 +65,10 @@ class OrderView:
             settings.data_dir / settings.topic(VIEW_GROUP),
             block_cache_bytes=settings.rocksdb_block_cache_bytes,
             write_buffer_bytes=settings.rocksdb_write_buffer_bytes,
+            marker_of=marker_of,
         )
         self.on_change = on_change
+        self.on_erased = on_erased
         self.on_assigned = on_assigned
         self.on_rejected = on_rejected
         self.cluster = ClusterMap()
@@ -94,6 +100,10 @@ class OrderView:
     def get(self, order_id: str) -> Order | None:
         """The newest version of an order this node holds, or None."""
         return self.store.get(order_id)
+
+    def is_erased(self, order_id: str) -> bool:
+        """Whether this node applied an erasure of `order_id` (for its partitions: active or standby)."""
+        return self.store.is_erased(order_id)
 
     def partition_of(self, order_id: str) -> int:
         """The partition of `orders` an order id hashes to (Kafka's default partitioner)."""
@@ -193,9 +203,20 @@ class OrderView:
         for tp, records in batches.items():
             # The owner reports a rejected record; a standby copy of the partition stays quiet about it.
             reporting = None if consumer is self._copies else self.on_rejected
-            for order in self.store.apply(tp.partition, records, reporting):
-                self._publish(order)
+            for change in self.store.apply(tp.partition, records, reporting):
+                if isinstance(change, Erased):
+                    self._erased(change.order_id)
+                else:
+                    self._publish(change)
         return True
+
+    def _erased(self, order_id: str) -> None:
+        if self.on_erased is None:
+            return
+        try:
+            self.on_erased(order_id)
+        except Exception:
+            log.exception("a waiter failed on an erasure", extra={"order_id": order_id})
 
     def _publish(self, order: Order) -> None:
         try:

@@ -49,6 +49,8 @@ class Forward:
 
     def record(self, partition: int, record: ConsumerRecord[bytes, bytes]) -> tuple[bytes, bytes] | None:
         """The key and value to send for one changelog record, or None when it holds no order."""
+        if record.value is None:
+            return None  # a tombstone (streams/erasure_pass.py rolls segments with them)
         try:
             order_value = read_object(record.value).get("order")
             if not order_value:

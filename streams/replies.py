@@ -25,7 +25,6 @@ from .kafka_settings import KafkaSettings
 
 REPLIES = "gateway-replies"
 REPLIES_GROUP = "stategate-gateway-replies"
-REPLY_RETENTION_MS = 60 * 60 * 1000  # a reply is useless once its request has timed out
 
 log = logging.getLogger("stategate.streams.replies")
 
@@ -34,7 +33,11 @@ OnReply = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 def replies_topic_spec(settings: KafkaSettings) -> TopicSpec:
     """The reply topic, created by the first node that starts."""
-    return TopicSpec(settings.topic(REPLIES), settings.partitions, {"retention.ms": str(REPLY_RETENTION_MS)})
+    configs = {
+        "retention.ms": str(int(settings.reply_retention_seconds * 1000)),
+        "segment.ms": str(int(settings.erasure_segment_seconds * 1000)),
+    }
+    return TopicSpec(settings.topic(REPLIES), settings.partitions, configs)
 
 
 def partition_for(key: bytes, partitions: int) -> int:

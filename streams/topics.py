@@ -34,6 +34,9 @@ ORDERS_BY_PRODUCT = "orders-by-product"
 FRAUD_CHECKED = "fraud-checked"
 INVENTORY_CHECKED = "inventory-checked"
 ORDERS_REJECTED = "orders-rejected"  # dead letters: `orders` records no reader accepts
+SERVICES_APP_ID = "stategate-services"
+"""The Faust app of the order checks: its consumer group, and the prefix of its tables' changelogs."""
+CUSTOMER_ORDERS_TABLE = "customer-orders"
 ERASABLE = frozenset({ORDERS, ORDERS_BY_CUSTOMER, ORDERS_BY_PRODUCT, ORDERS_REJECTED})
 
 

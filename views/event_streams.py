@@ -57,6 +57,10 @@ def order_event(pending: Pending, retry_ms: int | None = None) -> bytes:
     return b"\n".join(lines) + b"\n\n"
 
 
+ERASED_EVENT = b'event: erased\ndata: {"reason": "order erased"}\n\n'
+"""The last event of a stream on an order that was erased (DELETE /v1/orders/{id})."""
+
+
 def reconnect_event(reason: str, retry_ms: int) -> bytes:
     """The last event of a stream whose node stops: reconnect (to any node) with Last-Event-ID."""
     data = orjson.dumps({"reason": reason})
@@ -133,6 +137,8 @@ class EventStreamWriter:
             stream.sent(pending)
         if stream.ended == "stopping":
             await self._send(send, reconnect_event("node stopping", self.retry_ms))
+        elif stream.ended == "erased":
+            await self._send(send, ERASED_EVENT)
         if stream.ended not in ("slow", "gone"):
             await self._send(send, b"", more=False)
 

@@ -170,7 +170,7 @@ class ParkedPoll(Waiter):
             return 200, [*_order_headers(outcome), *applied], outcome.to_json()
         current = node.orders.lookup(self.order_id)  # timed out, or the node is stopping
         if current is None:
-            return raw_problem(no_such_order(self.order_id))
+            return raw_problem(no_such_order(self.order_id, node.view.is_erased(self.order_id)))
         if applied:
             return 304, [(b"etag", current.etag.encode()), *applied], b""
         return 202, [*_order_headers(current), *raw_headers(retry_after(_retry_after(node)))], current.to_json()

@@ -89,6 +89,13 @@ class CustomerOrders(TypedDict):
     orders: list[Order]
 
 
+class ErasurePending(TypedDict):
+    """An erasure under way: gone from every answer, its records in Kafka gone within `within_seconds`."""
+
+    erasure: Literal["pending"]
+    within_seconds: float
+
+
 class Health(TypedDict):
     """The process is alive."""
 
@@ -130,7 +137,17 @@ class Cluster(TypedDict):
     nodes: list[ClusterNode]
 
 
-SHAPES: tuple[type, ...] = (Order, Problem, StockLevel, StockView, CustomerOrders, Health, Readiness, Cluster)
+SHAPES: tuple[type, ...] = (
+    Order,
+    Problem,
+    StockLevel,
+    StockView,
+    CustomerOrders,
+    ErasurePending,
+    Health,
+    Readiness,
+    Cluster,
+)
 """The documented bodies (and, through them, FieldError, ClusterNode and OrderViewState)."""
 
 

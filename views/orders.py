@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from stategate.app.customer_orders import orders_of_customer
+from stategate.app.erasure import Erasure
 from stategate.app.errors import (
     KafkaUnavailable,
     NoAnswer,
     NodeStopping,
+    OrderErased,
     OrderMoved,
     ShuttingDown,
     TooManyCalls,
@@ -46,6 +48,7 @@ from .openapi import (
     RETRY_AFTER,
     UNAVAILABLE,
     CustomerOrders,
+    ErasurePending,
     answer,
     empty_answer,
     header,
@@ -132,6 +135,7 @@ def order_path(order_id: str) -> str:
             "Written; another node owns the order: wait there.",
             {"Location": header("The order's GET URL on its owner, wait_for and timeout kept.")},
         ),
+        410: problem_answer("The id (in the body, or the Idempotency-Key's) names an erased order: never again."),
         422: MALFORMED,
         503: UNAVAILABLE,
     },
@@ -174,6 +178,8 @@ async def place_and_answer(
         placement = await orders.place_order(new, idempotency_key)
     except TwoOrderIds as exc:
         raise invalid([{"loc": ["header", "idempotency-key"], "msg": str(exc), "type": "conflict"}]) from None
+    except OrderErased as exc:
+        raise Problem(410, str(exc)) from None
     except KafkaUnavailable as exc:
         node.metrics.commands_failed.inc()
         raise unavailable(str(exc), node.settings.retry_after_seconds) from None
@@ -288,7 +294,7 @@ async def _read_or_wait(
     if states is not None:
         current, reached = await _wait(request, node, order_id, reaches(states), timeout)
         if current is None:
-            raise no_such_order(order_id)
+            raise no_such_order(order_id, node.view.is_erased(order_id))
         if reached:
             return order_response(current, 200)
         return order_response(current, 202, retry_after(settings.retry_after_seconds))
@@ -306,7 +312,7 @@ async def _read_or_wait(
         elif current is not None:
             return Response(status_code=304, headers={"ETag": current.etag})
     if current is None:
-        raise no_such_order(order_id)
+        raise no_such_order(order_id, node.view.is_erased(order_id))
     return order_response(current, 200)
 
 
@@ -321,6 +327,46 @@ async def _wait(
         raise unavailable("Too many parked requests on this node.", node.settings.retry_after_seconds) from None
     except ShuttingDown:
         raise unavailable("This node is shutting down.", node.settings.retry_after_seconds) from None
+
+
+@router.delete(
+    "/{order_id}",
+    status_code=202,
+    response_class=Response,
+    summary="Erase an order",
+    responses={
+        202: answer(
+            "Erased from every node's answers (GET: 404); its records in Kafka are being erased.", ErasurePending
+        ),
+        204: empty_answer("Erased, and nothing of it is left in Kafka (erasing again changes nothing).", {}),
+        307: empty_answer(
+            "Another node owns the order.", {"Location": header("The owner's URL, with the same path and query.")}
+        ),
+        404: problem_answer("No such order."),
+        422: MALFORMED,
+        503: UNAVAILABLE,
+    },
+)
+async def erase_order(
+    request: Request,
+    node: NodeDep,
+    order_id: Annotated[str, Path(min_length=1, max_length=MAX_ORDER_ID_LENGTH, pattern=ORDER_ID_PATTERN)],
+) -> Response:
+    """Erase the order: its state on every node, and every record about it in Kafka (README, Erasure)."""
+    elsewhere = await to_owner(request, node, order_id, node.settings.produce_timeout_seconds)
+    if elsewhere is not None:
+        return elsewhere
+    try:
+        outcome = await node.erasure.erase(order_id)
+    except KafkaUnavailable as exc:
+        node.metrics.commands_failed.inc()
+        raise unavailable(str(exc), node.settings.retry_after_seconds) from None
+    if outcome is Erasure.UNKNOWN:
+        raise no_such_order(order_id)
+    if outcome is Erasure.COMPLETE:
+        return Response(status_code=204)
+    body = {"erasure": "pending", "within_seconds": node.erasure.bound_seconds()}
+    return JSONResponse(body, status_code=202)
 
 
 @router.get(

@@ -65,8 +65,10 @@ def unavailable(detail: str, seconds: int) -> Problem:
     return Problem(503, detail, retry_after(seconds))
 
 
-def no_such_order(order_id: str) -> Problem:
-    """404 for an order this node's view does not hold."""
+def no_such_order(order_id: str, erased: bool = False) -> Problem:
+    """404 for an order this node's view does not hold; `"erased": true` for one that was erased."""
+    if erased:
+        return Problem(404, f"Order {order_id!r} was erased.", erased=True)
     return Problem(404, f"No order {order_id!r}.")
 
 
