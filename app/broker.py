@@ -143,6 +143,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
+log.retention.check.interval.ms=1000
 log.segment.bytes=16777216
 """
 

@@ -41,6 +41,11 @@ from .metrics import Metrics
 
 log = logging.getLogger("stategate.erasure")
 
+BROKER_CLEANER_BACKOFF_SECONDS = 15.0
+"""`log.cleaner.backoff.ms`, the broker's default: how long the cleaner sleeps when it finds nothing to do."""
+BROKER_RETENTION_CHECK_SECONDS = 300.0
+"""`log.retention.check.interval.ms`, the broker's default: how often it deletes segments past retention."""
+
 
 class Erasure(enum.Enum):
     """How a DELETE went."""
@@ -86,8 +91,9 @@ class OrderErasure:
         that listed the order expire after `reply_retention_seconds`.
         """
         s = self.settings
-        kafka = s.erasure_segment_seconds + 2 * s.erasure_compaction_lag_seconds + s.erasure_tombstone_seconds
-        replies = s.erasure_segment_seconds + s.reply_retention_seconds
+        cleaning = s.erasure_segment_seconds + 2 * s.erasure_compaction_lag_seconds + s.erasure_tombstone_seconds
+        kafka = cleaning + 2 * BROKER_CLEANER_BACKOFF_SECONDS
+        replies = s.erasure_segment_seconds + s.reply_retention_seconds + BROKER_RETENTION_CHECK_SECONDS
         return max(s.changelog_min_lag_seconds + kafka, replies) + 2 * s.erasure_check_seconds
 
     def marker_of(self, order_id: str) -> str:

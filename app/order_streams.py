@@ -78,7 +78,8 @@ class OrderStream:
     outbox: Outbox
     ends_when_terminal: bool
     ended: str | None = None
-    """Why the stream ended: "complete", "slow", "gone" (the client left) or "stopping"; None while it runs."""
+    """Why the stream ended: "complete", "slow", "gone" (the client left), "stopping" or "erased"; None while
+    it runs."""
     ready: asyncio.Event = field(default_factory=LeanEvent)
     """Set when there is something to send, a heartbeat is due, or the stream ended."""
     resumed: bool = False
@@ -87,6 +88,8 @@ class OrderStream:
     """Set by the node's heartbeat: the writer sends a keep-alive when it has nothing else."""
     on_slow: Callable[[], None] | None = None
     """Called when the stream ends as too slow: cut the client's connection."""
+    on_erased: Callable[[], None] | None = None
+    """Called when the stream ends because its order was erased (a WebSocket tells its client)."""
     _early: list[Change] | None = field(default_factory=list)
     _versions: dict[str, int] = field(default_factory=dict)
     _positions: dict[int, int] = field(default_factory=dict)
@@ -149,6 +152,8 @@ class OrderStream:
         self.ready.set()
         if reason == "slow" and self.on_slow is not None:
             self.on_slow()
+        elif reason == "erased" and self.on_erased is not None:
+            self.on_erased()
 
     def _newer(self, change: Change) -> bool:
         order = change.order

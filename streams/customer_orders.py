@@ -90,7 +90,9 @@ class CustomerOrders:
             return
         ids = read_ids(self.table.get(key))
         if order_id in ids:
-            await self.output.write(key, orjson.dumps({"orders": [i for i in ids if i != order_id]}))
+            await self.output.overwrite(key, orjson.dumps({"orders": [i for i in ids if i != order_id]}))
+        else:
+            self.output.compact(key)  # older values may name it: they leave the files too
 
     async def handle(self, request: ServiceRequest) -> Reply:
         """`GET /{customer}`: `{"customer_id", "orders": [id, ...]}`, newest first (empty for a new customer)."""

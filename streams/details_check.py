@@ -69,5 +69,6 @@ class DetailsCheck:
             "rejected an order record", extra={"partition": partition, "offset": offset, "reason": REJECTIONS[reason]}
         )
         headers = [("reason", reason.encode()), ("source", f"{partition}:{offset}".encode())]
-        dead_letter_key = None if key is None else erasable_or_plain(key)
+        # A compacted topic refuses records without a key: a keyless one gets the empty business key.
+        dead_letter_key = erasable_or_plain(key or b"")
         await self.app.producer.send(self.orders_rejected, dead_letter_key, value, None, None, headers)

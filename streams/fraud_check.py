@@ -116,4 +116,6 @@ class FraudCheck:
             return
         state = CustomerState.from_json(self.table.get(key))
         if state.order is not None and state.order.id == order_id:
-            await self.output.write(key, CustomerState(state.session, state.seen, None).to_json())
+            await self.output.overwrite(key, CustomerState(state.session, state.seen, None).to_json())
+        else:
+            self.output.compact(key)  # older values may name it: they leave the files too

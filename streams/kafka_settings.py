@@ -69,9 +69,9 @@ class KafkaSettings(BaseSettings):
     # an erased record stays on the brokers' disks (README, Erasure): a segment rolls after
     # `erasure_segment_seconds`, the cleaner must compact it within `erasure_compaction_lag_seconds`,
     # and tombstones themselves are kept `erasure_tombstone_seconds`, for readers that were away.
-    erasure_segment_seconds: float = Field(600.0, gt=0)
-    erasure_compaction_lag_seconds: float = Field(1200.0, gt=0)
-    erasure_tombstone_seconds: float = Field(1200.0, gt=0)
+    erasure_segment_seconds: float = Field(300.0, gt=0)
+    erasure_compaction_lag_seconds: float = Field(600.0, gt=0)
+    erasure_tombstone_seconds: float = Field(600.0, gt=0)
     # The checks' changelogs double as their output, read by the relay: a value may be compacted
     # away only once the relay has surely read it, so they keep every value this long (and an
     # erased order's old values with them). The owner of an erased order checks Kafka this often.

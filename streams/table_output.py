@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import rocksdict
 from faust.streams import current_event
 from faust.types import TP, AppT, TableT
 from faust.types.stores import StoreT
@@ -53,3 +54,24 @@ class TableOutput:
                 store.set_persisted_offset(tp, done.result().offset)
 
         asyncio.ensure_future(acknowledged).add_done_callback(persisted)
+
+    async def overwrite(self, key: bytes, value: bytes) -> None:
+        """`write`, then `compact` the key: for an erasure."""
+        await self.write(key, value)
+        self.compact(key)
+
+    def compact(self, key: bytes) -> None:
+        """Push the key's old values out of RocksDB's files (in the current event's partition): for an erasure.
+
+        RocksDB keeps an overwritten value in its files until a compaction of
+        those files reaches the last level; the write-ahead log keeps it until
+        the memtable is flushed. Both are forced here, for this key's range only.
+        """
+        event = current_event()
+        if event is None:
+            raise RuntimeError("a table output is compacted from an agent, while it processes an event")
+        db = cast(Any, self.table.data)._db_for_partition(event.message.partition)
+        db.flush(True)
+        everything_down = rocksdict.CompactOptions()
+        everything_down.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+        db.compact_range(key, key + b"\x00", everything_down)

@@ -15,9 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+from websockets.sync.client import connect
 
-from .processes import Node, wait_for
+from .conftest import System
+from .processes import Node, Stategate, wait_for
+from .sse import Reader
 from .test_cluster import Cluster, order_body, stock_jumpers
 
 FAST_ERASURE = {
@@ -75,9 +79,9 @@ def until_audit_is_empty(cluster: Cluster, order_id: str) -> None:
         time.sleep(1)
 
 
-def files_holding(node: Node, needle: str) -> list[str]:
-    """The node's RocksDB files (not its log) that hold `needle`."""
-    root = Path(node.data_dir)
+def files_holding(process: Stategate, needle: str) -> list[str]:
+    """The process's RocksDB files (not its log) that hold `needle`."""
+    root = Path(process.data_dir)
     files = [p for p in root.rglob("*") if p.is_file() and p.suffix != ".log"]
     return [str(p.relative_to(root)) for p in files if needle.encode() in p.read_bytes()]
 
@@ -111,16 +115,18 @@ def test_an_erased_order_is_gone_everywhere_and_never_comes_back_while_its_neigh
     assert httpx.get(f"{first.url}/v1/orders/{neighbour['id']}", timeout=10, follow_redirects=True).status_code == 200
     for node in erasing.nodes:
         assert files_holding(node, order_id) == [], f"{node.node_id}'s RocksDB files still hold the order"
+    assert files_holding(erasing.services, order_id) == [], "the services' tables still hold the order"
     completed = sum(node.metric("stategate_erasures_completed_total") for node in erasing.nodes)
     assert completed >= 1
 
 
-def test_erasing_an_unknown_order_is_404_and_a_malformed_id_is_422(erasing: Cluster) -> None:
+def test_erasing_an_unknown_order_is_404_and_a_malformed_id_or_one_with_the_separator_is_422(erasing: Cluster) -> None:
     url = erasing.nodes[0].url
     assert erase(url, f"never-{uuid.uuid4().hex}").status_code == 404
-    malformed = httpx.delete(f"{url}/v1/orders/bad%20id", timeout=10)
-    assert malformed.status_code == 422
-    assert malformed.headers["content-type"] == "application/problem+json"
+    for bad in ("bad%20id", "with%00separator", "x" * 65):
+        malformed = httpx.delete(f"{url}/v1/orders/{bad}", timeout=10)
+        assert malformed.status_code == 422, bad
+        assert malformed.headers["content-type"] == "application/problem+json"
 
 
 def test_erasing_twice_is_accepted_twice_and_an_erasure_racing_the_checks_still_ends_with_nothing(
@@ -165,3 +171,23 @@ def test_an_erasure_survives_restarts_and_a_rebalance(erasing: Cluster) -> None:
 def _owns_all(node: Node) -> bool:
     cluster = httpx.get(f"{node.url}/v1/cluster", timeout=5).json()
     return len(cluster["nodes"]) == 1
+
+
+def test_live_streams_and_sockets_on_an_erased_order_are_told_and_end(node_only: System) -> None:
+    url = node_only.url  # no services: the order stays CREATED, so its streams stay open
+    order_id = f"watched-{uuid.uuid4().hex}"
+    placed = httpx.post(f"{url}/v1/orders", json=order_body(id=order_id), timeout=10)
+    assert placed.status_code == 202, placed.text
+    with (
+        httpx.stream("GET", f"{url}/v1/orders/{order_id}/events", timeout=30) as response,
+        connect(url.replace("http://", "ws://") + "/v1/ws") as socket,
+    ):
+        events = iter(Reader(response))
+        assert next(events).event == "order"  # the order as it stands, then live
+        assert orjson.loads(socket.recv(timeout=10))["type"] == "hello"
+        socket.send(orjson.dumps({"op": "subscribe", "orders": [order_id]}).decode())
+        assert orjson.loads(socket.recv(timeout=10))["order"]["id"] == order_id
+        assert erase(url, order_id).status_code == 202
+        assert next(events).event == "erased"
+        assert list(events) == []  # and the stream ends
+        assert orjson.loads(socket.recv(timeout=10)) == {"type": "erased", "order": order_id}

@@ -85,8 +85,8 @@ def test_every_response_is_documented_with_its_content_and_headers(spec: dict[st
         for status, response in operation["responses"].items():
             where = (method, path, status)
             assert response["description"], where
-            if status not in ("303", "304", "307"):
-                assert response.get("content"), where  # redirects and 304 have no body
+            if status not in ("204", "303", "304", "307"):
+                assert response.get("content"), where  # 204, redirects and 304 have no body
             for content in response.get("content", {}).values():
                 assert "schema" in content, where
             headers = response["headers"]
@@ -98,8 +98,11 @@ def test_every_response_is_documented_with_its_content_and_headers(spec: dict[st
 def test_orders_answer_with_the_headers_of_the_contract(spec: dict[str, Any]) -> None:
     post = spec["paths"]["/v1/orders"]["post"]["responses"]
     get = spec["paths"]["/v1/orders/{order_id}"]["get"]["responses"]
-    assert {"201", "202", "303", "413", "414", "422", "431", "503"} == set(post)
+    delete = spec["paths"]["/v1/orders/{order_id}"]["delete"]["responses"]
+    assert {"201", "202", "303", "410", "413", "414", "422", "431", "503"} == set(post)
     assert {"200", "202", "304", "307", "404", "413", "414", "422", "431", "503"} == set(get)
+    assert {"202", "204", "307", "404", "413", "414", "422", "431", "503"} == set(delete)
+    assert delete["307"]["headers"]["Location"]["required"] is True
     for response in (post["201"], post["202"], post["303"], get["307"]):
         assert response["headers"]["Location"]["required"] is True
     for response in (post["201"], post["202"], get["200"], get["202"], get["304"]):

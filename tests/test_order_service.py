@@ -19,6 +19,9 @@ class ViewStandIn:
     def get(self, order_id: str) -> Order | None:
         return self.orders.get(order_id)
 
+    def is_erased(self, order_id: str) -> bool:
+        return False
+
 
 class FastFlowProducer:
     """Kafka acknowledges the CREATED order only after the view has applied it and its VALIDATED version."""
@@ -27,7 +30,7 @@ class FastFlowProducer:
         self.view = view
         self.service: OrderService | None = None
 
-    async def send(self, topic: str, key: str, value: bytes, headers: Any = None) -> None:
+    async def send(self, topic: str, key: str, value: bytes, headers: Any = None, erasable: bool = False) -> None:
         created = Order.from_json(value)
         assert self.service is not None
         for version in (created, replace(created, state="VALIDATED", version=2)):

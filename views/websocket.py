@@ -11,6 +11,7 @@ Node → client:
     {"type": "order", "ref": "R", "order": {…}, "seq"}  a placed order, as written
     {"type": "reply", "ref": "R", "status", "headers", "body", "more", "seq"}
     {"type": "error", "ref": "R", "problem": {…}, "seq"}
+    {"type": "erased", "order": "ID"}                   a watched order was erased (its subscription ends)
 
 Answers to a client's requests (`ref`) go through its session
 (app/sessions.py): numbered, kept, and delivered after a reconnect to
@@ -269,7 +270,13 @@ class LiveSocket:
                 self.node.streams.close(stream)
                 return
             stream.on_slow = self._too_slow
+            stream.on_erased = lambda order_id=order_id: self._erased(order_id)
             self.subscriptions[order_id] = stream
+
+    def _erased(self, order_id: str) -> None:
+        """A watched order was erased: say so, and watch it no more."""
+        self._push_reply({"type": "erased", "order": order_id})
+        self._unsubscribe(order_id)
 
     def _unsubscribe(self, order_id: str) -> None:
         stream = self.subscriptions.pop(order_id, None)
