@@ -129,6 +129,7 @@ async def erasure_pass(
     found = 0
     tombstones: list[tuple[str, int, bytes]] = []
     read: list[TopicPartition] = []
+    topics: set[str] = set()  # the targets that exist
     newest_names_order: dict[tuple[str, bytes | None], bool] = {}  # table values: does each key's newest?
     async with reader(settings) as consumer:
         for target in targets(settings, request):
@@ -136,6 +137,7 @@ async def erasure_pass(
                 existing = await partitions_of(consumer, target.topic)
             except LookupError:
                 continue  # not created yet: nothing there
+            topics.add(target.topic)
             chosen = sorted(existing) if target.partitions is None else [p for p in target.partitions if p in existing]
             partitions = [TopicPartition(target.topic, p) for p in chosen]
             read.extend(partitions)
@@ -150,7 +152,7 @@ async def erasure_pass(
                     tombstones.append((record.topic, record.partition, record.key))
     steps = first or any(newest_names_order.values())
     if steps:
-        await _send_erasure_steps(settings, request, producer)
+        await _send_erasure_steps(settings, request, producer, topics)
     for topic, partition, key in tombstones:
         await producer.send_and_wait(topic, value=None, key=key, partition=partition)
     for tp in read:
@@ -158,10 +160,14 @@ async def erasure_pass(
     return PassResult(found, len(tombstones), steps)
 
 
-async def _send_erasure_steps(settings: KafkaSettings, request: ErasureRequest, producer: AIOKafkaProducer) -> None:
+async def _send_erasure_steps(
+    settings: KafkaSettings, request: ErasureRequest, producer: AIOKafkaProducer, existing: set[str]
+) -> None:
     """Tell the fraud, inventory and customer-orders tables to drop the order (on the customer's and product's
-    partitions, where its steps went)."""
+    partitions, where its steps went). Not to topics that do not exist: no services ever ran, and a send
+    must not create them with the broker's default partition count."""
     value = erasure_step(request.order_id)
     headers = [(HEADER, REQUEST)]
     for topic, key in ((ORDERS_BY_CUSTOMER, request.customer_id), (ORDERS_BY_PRODUCT, request.product)):
-        await producer.send_and_wait(settings.topic(topic), value=value, key=erasable_key(key), headers=headers)
+        if settings.topic(topic) in existing:
+            await producer.send_and_wait(settings.topic(topic), value=value, key=erasable_key(key), headers=headers)
