@@ -32,13 +32,14 @@ pass finds nothing: the erasure is complete.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from .erasable_keys import business_key, erasable_key, partition_for
 from .erasure_records import HEADER, REQUEST, ErasureRequest, erasure_step
-from .erasure_tools import partitions_of, read_all, reader
+from .erasure_tools import read_all, reader
 from .kafka_settings import KafkaSettings
 from .records import RecordError, read_object
 from .replies import REPLIES
@@ -131,32 +132,34 @@ async def erasure_pass(
     read: list[TopicPartition] = []
     topics: set[str] = set()  # the targets that exist
     newest_names_order: dict[tuple[str, bytes | None], bool] = {}  # table values: does each key's newest?
+    erasable: dict[str, bool] = {}
     async with reader(settings) as consumer:
+        metadata = await consumer._client.fetch_all_metadata()  # once: a consumer knows only topics it asked about
         for target in targets(settings, request):
-            try:
-                existing = await partitions_of(consumer, target.topic)
-            except LookupError:
+            existing = metadata.partitions_for_topic(target.topic)
+            if not existing:
                 continue  # not created yet: nothing there
             topics.add(target.topic)
+            erasable[target.topic] = target.erasable
             chosen = sorted(existing) if target.partitions is None else [p for p in target.partitions if p in existing]
-            partitions = [TopicPartition(target.topic, p) for p in chosen]
-            read.extend(partitions)
-            async for record in read_all(consumer, partitions):
-                named = names_order(record.key, record.value, request.order_id)
-                if not target.erasable:
-                    newest_names_order[(record.topic, record.key)] = named
-                if not named:
-                    continue
-                found += 1
-                if target.erasable and record.value is not None and record.key is not None:
-                    tombstones.append((record.topic, record.partition, record.key))
+            read.extend(TopicPartition(target.topic, p) for p in chosen)
+        async for record in read_all(consumer, read):  # every target at once, each partition in offset order
+            named = names_order(record.key, record.value, request.order_id)
+            if not erasable[record.topic]:
+                newest_names_order[(record.topic, record.key)] = named
+            if not named:
+                continue
+            found += 1
+            if erasable[record.topic] and record.value is not None and record.key is not None:
+                tombstones.append((record.topic, record.partition, record.key))
     steps = first or any(newest_names_order.values())
     if steps:
         await _send_erasure_steps(settings, request, producer, topics)
-    for topic, partition, key in tombstones:
-        await producer.send_and_wait(topic, value=None, key=key, partition=partition)
-    for tp in read:
-        await producer.send_and_wait(tp.topic, value=None, key=erasable_key(ROLL_KEY), partition=tp.partition)
+    sent = [
+        await producer.send(topic, value=None, key=key, partition=partition) for topic, partition, key in tombstones
+    ]
+    sent += [await producer.send(tp.topic, None, erasable_key(ROLL_KEY), partition=tp.partition) for tp in read]
+    await asyncio.gather(*sent)  # acknowledged, all of them
     return PassResult(found, len(tombstones), steps)
 
 

@@ -84,19 +84,31 @@ async def _records_of(
 
 
 async def audit(settings: KafkaSettings, needle: str) -> list[Found]:
-    """Every record of the deployment's topics whose key or value holds `needle`, topic by topic."""
-    wanted = needle.encode()
+    """Every record of the deployment's topics whose key or value holds `needle`, by topic, partition, offset."""
+    return (await audit_many(settings, [needle]))[needle]
+
+
+async def audit_many(settings: KafkaSettings, needles: list[str]) -> dict[str, list[Found]]:
+    """`audit` for several ids in one read of every topic."""
+    wanted = {needle: needle.encode() for needle in needles}
     prefix = f"{settings.namespace}." if settings.namespace else ""
-    found: list[Found] = []
+    found: dict[str, list[Found]] = {needle: [] for needle in needles}
     async with reader(settings) as consumer:
-        topics = sorted(t for t in await consumer.topics() if t.startswith(prefix) and not t.startswith("__"))
-        for topic in topics:
-            partitions = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
-            async for record in read_all(consumer, partitions):
-                if record.key is not None and wanted in record.key:
-                    found.append(Found(topic, record.partition, record.offset, "key"))
-                elif record.value is not None and wanted in record.value:
-                    found.append(Found(topic, record.partition, record.offset, "value"))
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in sorted(metadata.topics())
+            if topic.startswith(prefix) and not topic.startswith("__")
+            for partition in sorted(metadata.partitions_for_topic(topic) or ())
+        ]
+        async for record in read_all(consumer, partitions):
+            for needle, raw in wanted.items():
+                if record.key is not None and raw in record.key:
+                    found[needle].append(Found(record.topic, record.partition, record.offset, "key"))
+                elif record.value is not None and raw in record.value:
+                    found[needle].append(Found(record.topic, record.partition, record.offset, "value"))
+    for listed in found.values():
+        listed.sort(key=lambda f: (f.topic, f.partition, f.offset))
     return found
 
 
