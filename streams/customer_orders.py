@@ -16,7 +16,7 @@ import faust
 import orjson
 from faust.types import StreamT
 
-from .erasure_records import erased_id_in, erasure_kind
+from .erasure_records import handled_as_erasure
 from .faust_app import json_table
 from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep
@@ -63,10 +63,7 @@ class CustomerOrders:
 
     async def _index(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            if event.value is None:
-                continue  # a tombstone: an erased step, or a segment roll (streams/erasure_pass.py)
-            if erasure_kind(event.headers) is not None:
-                await self._forget(event.key, event.value)
+            if await handled_as_erasure(event, self._forget):
                 continue
             try:
                 order = OrderStep.from_json(event.value).order
@@ -79,15 +76,8 @@ class CustomerOrders:
             if updated is not ids:
                 await self.output.write(key, orjson.dumps({"orders": updated}))
 
-    async def _forget(self, key: bytes | None, value: bytes | None) -> None:
+    async def _forget(self, key: bytes, order_id: str) -> None:
         """An erasure step: the customer's index no longer lists the erased order."""
-        try:
-            order_id = erased_id_in(value)
-        except RecordError as exc:
-            log.warning("skipping unreadable erasure step", extra={"error": str(exc)})
-            return
-        if key is None:
-            return
         ids = read_ids(self.table.get(key))
         if order_id in ids:
             await self.output.overwrite(key, orjson.dumps({"orders": [i for i in ids if i != order_id]}))

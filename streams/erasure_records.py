@@ -27,8 +27,10 @@ from their values (streams/erasure_pass.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 
@@ -37,6 +39,8 @@ from .records import RecordError, read_object
 HEADER = "stategate-erasure"
 REQUEST = b"order"
 DONE = b"done"
+log = logging.getLogger("stategate.streams.erasure")
+
 MARKER_KEY = "~erased"
 """The business key of `done` markers: `~` never occurs in an order id."""
 
@@ -105,3 +109,35 @@ def erased_id_in(data: bytes | None) -> str:
     if not isinstance(order_id, str) or not order_id:
         raise RecordError("an erasure step has no id")
     return order_id
+
+
+Forget = Callable[[bytes, str], Awaitable[None]]
+"""A table's agent dropping an erased order from the value under a key: `forget(key, order_id)`."""
+
+
+class Event(Protocol):
+    """What `handled_as_erasure` reads of a Faust event (this module does not import Faust)."""
+
+    key: Any
+    value: Any
+    headers: Any
+
+
+async def handled_as_erasure(event: Event, forget: Forget) -> bool:
+    """Whether an event on the checks' topics is part of an erasure, not a step to check; hands erasure steps on.
+
+    A tombstone (an erased step, or a segment roll of streams/erasure_pass.py)
+    is skipped; an erasure step goes to `forget` with its key and order id.
+    """
+    if event.value is None:
+        return True
+    if erasure_kind(event.headers) is None:
+        return False
+    try:
+        order_id = erased_id_in(event.value)
+    except RecordError as exc:
+        log.warning("skipping unreadable erasure step", extra={"error": str(exc)})
+        return True
+    if event.key is not None:
+        await forget(event.key, order_id)
+    return True

@@ -17,7 +17,7 @@ import orjson
 from faust.types import StreamT
 
 from . import rules
-from .erasure_records import erased_id_in, erasure_kind
+from .erasure_records import handled_as_erasure
 from .faust_app import StategateApp, json_table
 from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
@@ -88,10 +88,7 @@ class FraudCheck:
 
     async def _check(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            if event.value is None:
-                continue  # a tombstone: an erased step, or a segment roll (streams/erasure_pass.py)
-            if erasure_kind(event.headers) is not None:
-                await self._forget(event.key, event.value)
+            if await handled_as_erasure(event, self._forget):
                 continue
             try:
                 step = OrderStep.from_json(event.value)
@@ -105,15 +102,8 @@ class FraudCheck:
             at = order_time(step.order, event.message.timestamp)
             await self.output.write(key, check(state, step, at).to_json())
 
-    async def _forget(self, key: bytes | None, value: bytes | None) -> None:
+    async def _forget(self, key: bytes, order_id: str) -> None:
         """An erasure step: the customer's value no longer carries the erased order."""
-        try:
-            order_id = erased_id_in(value)
-        except RecordError as exc:
-            log.warning("skipping unreadable erasure step", extra={"error": str(exc)})
-            return
-        if key is None:
-            return
         state = CustomerState.from_json(self.table.get(key))
         if state.order is not None and state.order.id == order_id:
             await self.output.overwrite(key, CustomerState(state.session, state.seen, None).to_json())

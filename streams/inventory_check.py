@@ -19,7 +19,7 @@ import orjson
 from faust.types import StreamT
 
 from . import rules
-from .erasure_records import erased_id_in, erasure_kind
+from .erasure_records import handled_as_erasure
 from .faust_app import StategateApp, json_table
 from .kafka_settings import KafkaSettings
 from .order_steps import OrderStep, Seen, is_duplicate, mark_seen
@@ -102,15 +102,8 @@ class InventoryCheck:
         app.agent(orders_by_product, name="check-inventory")(self._check)
         app.agent(warehouse_inventory, name="stock-levels")(self._stock_levels)
 
-    async def _forget(self, key: bytes | None, value: bytes | None) -> None:
+    async def _forget(self, key: bytes, order_id: str) -> None:
         """An erasure step: the product's value no longer carries the erased order (its reservation stays)."""
-        try:
-            order_id = erased_id_in(value)
-        except RecordError as exc:
-            log.warning("skipping unreadable erasure step", extra={"error": str(exc)})
-            return
-        if key is None:
-            return
         state = ProductState.from_json(self.table.get(key))
         if state.order is not None and state.order.id == order_id:
             await self.output.overwrite(key, ProductState(state.stock, state.reserved, state.seen, None).to_json())
@@ -123,10 +116,7 @@ class InventoryCheck:
 
     async def _check(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            if event.value is None:
-                continue  # a tombstone: an erased step, or a segment roll (streams/erasure_pass.py)
-            if erasure_kind(event.headers) is not None:
-                await self._forget(event.key, event.value)
+            if await handled_as_erasure(event, self._forget):
                 continue
             try:
                 step = OrderStep.from_json(event.value)
