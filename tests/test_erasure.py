@@ -80,9 +80,9 @@ def until_audit_is_empty(cluster: Cluster, order_id: str) -> None:
 
 
 def files_holding(process: Stategate, needle: str) -> list[str]:
-    """The process's RocksDB files (not its log) that hold `needle`."""
+    """The process's files that hold `needle`: RocksDB's (write-ahead logs included), not the process's own log."""
     root = Path(process.data_dir)
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix != ".log"]
+    files = [p for p in root.rglob("*") if p.is_file() and p != process.log_path]
     return [str(p.relative_to(root)) for p in files if needle.encode() in p.read_bytes()]
 
 
