@@ -106,7 +106,7 @@ class OrderErasure:
         store = self.view.store
         if store.erasure_done(marker):
             return Erasure.COMPLETE
-        if store.is_erased(order_id):
+        if store.marked(marker):
             return Erasure.ACCEPTED
         order = self.view.get(order_id)
         if order is None:

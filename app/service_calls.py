@@ -23,10 +23,11 @@ import httpx
 from aiokafka import ConsumerRecord
 
 from stategate.streams.commands import CommandProducer
+from stategate.streams.erasable_keys import partition_for
 from stategate.streams.example_services import EXAMPLE_SERVICES
 from stategate.streams.inventory_reads import INVENTORY_SERVICE as INVENTORY_SERVICE  # for views/inventory.py
 from stategate.streams.order_checks import ORDER_FLOW_SERVICES
-from stategate.streams.replies import ReplyConsumer, partition_for
+from stategate.streams.replies import ReplyConsumer
 
 from .config import Settings
 from .errors import NodeStopping, TooManyCalls, UnknownService

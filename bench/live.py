@@ -41,7 +41,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from stategate.streams.replies import partition_for
+from stategate.streams.erasable_keys import partition_for
 
 from .cluster import wait_two_members
 from .harness import CpuMeter, broker_process, deployment, kafka_hop, print_table, rss_mb, save_result, summary_ms
@@ -279,15 +279,22 @@ async def open_many(
     return streams
 
 
-async def held_streams(
+async def settled_orders(
     url: str, pid: int, orders: Orders, owned: frozenset[int], count: int, partitions: int
-) -> dict[str, Any]:
-    """`count` streams open at once on one node, on orders it owns that do not change: its extra RSS."""
+) -> tuple[list[str], float]:
+    """`count` new orders on partitions the node owns, known to it; the ids and the node's RSS once settled."""
     ids = new_ids(count, partitions, owned)
     await orders.write_many((order_id, 1, "CREATED") for order_id in ids)
     await wait_known([url], ids[-200:])
     await asyncio.sleep(1.0)
-    before = rss_mb(pid)
+    return ids, rss_mb(pid)
+
+
+async def held_streams(
+    url: str, pid: int, orders: Orders, owned: frozenset[int], count: int, partitions: int
+) -> dict[str, Any]:
+    """`count` streams open at once on one node, on orders it owns that do not change: its extra RSS."""
+    ids, before = await settled_orders(url, pid, orders, owned, count, partitions)
     started = time.perf_counter()
     refusals: list[str] = []
     streams = await open_many(url, [f"/v1/orders/{order_id}/events" for order_id in ids], refusals)
@@ -432,11 +439,7 @@ async def held_websockets(
     """`count` WebSockets open at once on one node, each subscribed to one order it owns: its extra RSS."""
     from websockets.asyncio.client import ClientConnection, connect
 
-    ids = new_ids(count, partitions, owned)
-    await orders.write_many((order_id, 1, "CREATED") for order_id in ids)
-    await wait_known([url], ids[-200:])
-    await asyncio.sleep(1.0)
-    before = rss_mb(pid)
+    ids, before = await settled_orders(url, pid, orders, owned, count, partitions)
     ws_url = url.replace("http://", "ws://", 1) + "/v1/ws"
 
     async def one(order_id: str) -> ClientConnection:

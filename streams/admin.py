@@ -19,7 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
 from faust.types.tables import CollectionT
 
-from .kafka_settings import KafkaSettings
+from .kafka_settings import KafkaSettings, ms
 
 log = logging.getLogger("stategate.streams.admin")
 
@@ -58,13 +58,12 @@ def changelog_configs(settings: KafkaSettings) -> dict[str, str]:
     Then old values, an erased order's among them, must go within the erasure
     bound: segments roll, and the cleaner must get to them.
     """
-    min_lag_ms = int(settings.changelog_min_lag_seconds * 1000)
     return {
         "cleanup.policy": "compact",
-        "min.compaction.lag.ms": str(min_lag_ms),
-        "max.compaction.lag.ms": str(min_lag_ms + int(settings.erasure_compaction_lag_seconds * 1000)),
-        "segment.ms": str(int(settings.erasure_segment_seconds * 1000)),
-        "delete.retention.ms": str(int(settings.erasure_tombstone_seconds * 1000)),
+        "min.compaction.lag.ms": ms(settings.changelog_min_lag_seconds),
+        "max.compaction.lag.ms": ms(settings.changelog_min_lag_seconds + settings.erasure_compaction_lag_seconds),
+        "segment.ms": ms(settings.erasure_segment_seconds),
+        "delete.retention.ms": ms(settings.erasure_tombstone_seconds),
     }
 
 

@@ -73,7 +73,6 @@ class PassResult:
 
     found: int
     tombstoned: int
-    steps_sent: bool
 
     @property
     def clean(self) -> bool:
@@ -160,7 +159,7 @@ async def erasure_pass(
     ]
     sent += [await producer.send(tp.topic, None, erasable_key(ROLL_KEY), partition=tp.partition) for tp in read]
     await asyncio.gather(*sent)  # acknowledged, all of them
-    return PassResult(found, len(tombstones), steps)
+    return PassResult(found, len(tombstones))
 
 
 async def _send_erasure_steps(

@@ -89,3 +89,8 @@ class KafkaSettings(BaseSettings):
     def topic(self, name: str) -> str:
         """A topic's name in this deployment's namespace (`orders` or `NS.orders`)."""
         return f"{self.namespace}.{name}" if self.namespace else name
+
+
+def ms(seconds: float) -> str:
+    """Seconds as the whole milliseconds of a Kafka topic config (`segment.ms`, `retention.ms`, ...)."""
+    return str(int(seconds * 1000))

@@ -90,7 +90,11 @@ class OrderStore:
 
     def is_erased(self, order_id: str) -> bool:
         """Whether an erasure of this order id was applied (the id may never come back)."""
-        return bool(self._erased) and self.marker_of is not None and self.marker_of(order_id) in self._erased
+        return bool(self._erased) and self.marker_of is not None and self.marked(self.marker_of(order_id))
+
+    def marked(self, marker: str) -> bool:
+        """Whether an erasure with this marker was applied."""
+        return marker in self._erased
 
     def pending_erasures(self) -> list[ErasureRequest]:
         """The erasure requests applied here whose `done` marker has not come yet."""
@@ -98,7 +102,7 @@ class OrderStore:
 
     def erasure_done(self, marker: str) -> bool:
         """Whether the erasure with this marker is finished (its `done` marker applied)."""
-        return marker in self._erased and self._db.get(_PENDING + marker.encode()) is None
+        return self.marked(marker) and self._db.get(_PENDING + marker.encode()) is None
 
     def close(self) -> None:
         """Flush and close the database."""

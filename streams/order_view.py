@@ -29,10 +29,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
 from .consumer_options import group_timing
+from .erasable_keys import partition_for
 from .kafka_settings import KafkaSettings
 from .order_store import Erased, MarkerOf, OnRejected, OrderStore
 from .records import Order
-from .replies import partition_for
 from .topics import ORDERS
 from .view_assignor import Claim, ClusterMap, ViewAssignor
 

@@ -17,11 +17,10 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from .admin import TopicSpec
 from .consumer_options import group_timing
-from .kafka_settings import KafkaSettings
+from .kafka_settings import KafkaSettings, ms
 
 REPLIES = "gateway-replies"
 REPLIES_GROUP = "stategate-gateway-replies"
@@ -34,16 +33,10 @@ OnReply = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 def replies_topic_spec(settings: KafkaSettings) -> TopicSpec:
     """The reply topic, created by the first node that starts."""
     configs = {
-        "retention.ms": str(int(settings.reply_retention_seconds * 1000)),
-        "segment.ms": str(int(settings.erasure_segment_seconds * 1000)),
+        "retention.ms": ms(settings.reply_retention_seconds),
+        "segment.ms": ms(settings.erasure_segment_seconds),
     }
     return TopicSpec(settings.topic(REPLIES), settings.partitions, configs)
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for `key` (murmur2, as every Kafka client does)."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 class ReplyConsumer:

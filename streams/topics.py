@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import TopicT
 
-from .kafka_settings import KafkaSettings
+from .kafka_settings import KafkaSettings, ms
 
 ORDERS = "orders"
 WAREHOUSE_INVENTORY = "warehouse-inventory"
@@ -44,9 +44,9 @@ def erasable_configs(settings: KafkaSettings) -> dict[str, str]:
     """Topic configs of an erasable topic: compacted within the settings' bound, and deleted after retention."""
     return {
         "cleanup.policy": "compact,delete",
-        "segment.ms": str(int(settings.erasure_segment_seconds * 1000)),
-        "max.compaction.lag.ms": str(int(settings.erasure_compaction_lag_seconds * 1000)),
-        "delete.retention.ms": str(int(settings.erasure_tombstone_seconds * 1000)),
+        "segment.ms": ms(settings.erasure_segment_seconds),
+        "max.compaction.lag.ms": ms(settings.erasure_compaction_lag_seconds),
+        "delete.retention.ms": ms(settings.erasure_tombstone_seconds),
     }
 
 

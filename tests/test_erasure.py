@@ -7,6 +7,7 @@ order within a minute, while everything about the other orders stays.
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import sys
 import time
@@ -173,11 +174,15 @@ def _owns_all(node: Node) -> bool:
     return len(cluster["nodes"]) == 1
 
 
-def test_live_streams_and_sockets_on_an_erased_order_are_told_and_end(node_only: System) -> None:
+def test_parked_requests_live_streams_and_sockets_on_an_erased_order_are_told_and_end(node_only: System) -> None:
     url = node_only.url  # no services: the order stays CREATED, so its streams stay open
     order_id = f"watched-{uuid.uuid4().hex}"
     placed = httpx.post(f"{url}/v1/orders", json=order_body(id=order_id), timeout=10)
     assert placed.status_code == 202, placed.text
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    parked = pool.submit(
+        httpx.get, f"{url}/v1/orders/{order_id}", params={"wait_for": "VALIDATED", "timeout": 30}, timeout=40
+    )
     with (
         httpx.stream("GET", f"{url}/v1/orders/{order_id}/events", timeout=30) as response,
         connect(url.replace("http://", "ws://") + "/v1/ws") as socket,
@@ -191,3 +196,6 @@ def test_live_streams_and_sockets_on_an_erased_order_are_told_and_end(node_only:
         assert next(events).event == "erased"
         assert list(events) == []  # and the stream ends
         assert orjson.loads(socket.recv(timeout=10)) == {"type": "erased", "order": order_id}
+    answer = parked.result(timeout=10)  # the long-poll ends at once, not after its 30 s
+    pool.shutdown()
+    assert answer.status_code == 404 and answer.json()["erased"] is True, answer.text

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stategate.streams.replies import partition_for
+from stategate.streams.erasable_keys import partition_for
 
 from .conftest import new_namespace
 from .processes import Node, start_nodes, system_env, wait_for

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route, expect, sync_playwright
 
-from stategate.streams.replies import partition_for
+from stategate.streams.erasable_keys import partition_for
 
 from .conftest import System
 

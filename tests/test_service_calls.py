@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stategate.streams.replies import partition_for
+from stategate.streams.erasable_keys import partition_for
 
 from .conftest import new_namespace
 from .processes import Node, system_env, wait_for

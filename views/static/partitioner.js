@@ -1,6 +1,6 @@
 // Which partition of `orders` an order id lands on: Kafka's default partitioner,
 // murmur2 over the id's UTF-8 bytes, made positive, modulo the partition count
-// (the same as streams/replies.py:partition_for and every Kafka producer).
+// (the same as streams/erasable_keys.py:partition_for and every Kafka producer).
 
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
