@@ -8,7 +8,10 @@ In one run on the same broker it measures
       documented production settings divided by `--scale` (600: 5 minutes become 0.5 s);
   (c) what erasable keys cost: the same order records produced (acks=all, idempotent)
       and consumed back with plain keys and with erasable keys (a GUID each, partitioned
-      by business key, stripped on read), records/s each way.
+      by business key, stripped on read), records/s each way;
+  (d) what a standby table copy pays to be never behind (streams/erasing_table.py): µs
+      per changelog record applied one at a time against Faust's default of 1,000 at
+      once, and the time to compact one erased key, on a real Faust table in RocksDB.
 It prints a table and saves JSON in bench/results/. Not a test.
 """
 
@@ -21,14 +24,19 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.events import Event
+from faust.types import TP
+from faust.types.tuples import Message
 
 from stategate.streams.erasable_keys import ErasablePartitioner, business_key, erasable_key
+from stategate.streams.erasing_table import STANDBY_BUFFER_SIZE, compact_key
 from stategate.streams.erasure_tools import audit_many
+from stategate.streams.faust_app import create_faust_app, json_table
 from stategate.streams.kafka_settings import KafkaSettings
 
 from .harness import broker_process, deployment, kafka_hop, print_table, save_result, seed_stock, summary_ms
@@ -122,6 +130,33 @@ async def key_throughput(bootstrap: str, records: int, erasable: bool) -> dict[s
     return {"produced_per_second": records / produced, "consumed_per_second": records / consumed}
 
 
+def standby_apply_cost(work: Path, records: int) -> dict[str, float]:
+    """µs per changelog record a table copy applies, in batches of one and of 1,000; ms to compact one key."""
+    settings = KafkaSettings(data_dir=work / "standby")
+    table = json_table(create_faust_app("bench-standby", settings), "customer-orders", settings)
+    changelog = TP(table.changelog_topic.get_topic_name(), 0)
+    value = orjson.dumps({"orders": [f"order-{i:08d}" for i in range(4)]})
+
+    def event(offset: int) -> Event:
+        key = f"customer-{offset % 1000}".encode()
+        message = Message(changelog.topic, 0, offset, 0.0, 0, None, key, value, None, tp=changelog)
+        return Event(table.app, key, value, None, message)
+
+    result: dict[str, float] = {}
+    for size in (STANDBY_BUFFER_SIZE, 1000):
+        events = [event(offset) for offset in range(records)]
+        started = time.perf_counter()
+        for start in range(0, records, size):
+            table.apply_changelog_batch(events[start : start + size])
+        result[f"us_per_record_batch_{size}"] = (time.perf_counter() - started) / records * 1e6
+    db = cast(Any, table.data)._db_for_partition(0)
+    started = time.perf_counter()
+    for i in range(20):
+        compact_key(db, f"customer-{i}".encode())
+    result["ms_per_compacted_key"] = (time.perf_counter() - started) / 20 * 1e3
+    return result
+
+
 async def run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str, Any]:
     floor = summary_ms(await kafka_hop(bootstrap, 300))
     with deployment(bootstrap, work, nodes=1, services=True, env=scaled(args.scale)) as deployed:
@@ -136,7 +171,15 @@ async def run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str,
         erased = await erase_and_time(url, bootstrap, deployed.namespace, order_ids)
     plain = await key_throughput(bootstrap, args.records, erasable=False)
     suffixed = await key_throughput(bootstrap, args.records, erasable=True)
-    return {"scale": args.scale, "floor_ms": floor, "erasure": erased, "plain_keys": plain, "erasable_keys": suffixed}
+    standby = standby_apply_cost(work, args.records)
+    return {
+        "scale": args.scale,
+        "floor_ms": floor,
+        "erasure": erased,
+        "plain_keys": plain,
+        "erasable_keys": suffixed,
+        "standby": standby,
+    }
 
 
 def main() -> None:
@@ -151,7 +194,7 @@ def main() -> None:
     erased = result["erasure"]
     times = erased["seconds_to_nothing"]
     own = erased["seconds_to_own_records_gone"]
-    plain, suffixed = result["plain_keys"], result["erasable_keys"]
+    plain, suffixed, standby = result["plain_keys"], result["erasable_keys"], result["standby"]
     met = bool(times) and max(times) <= erased["bound_seconds"]
     rows = [
         ("(a) raw Kafka hop (floor), p50", f"{result['floor_ms']['p50_ms']:.2f} ms", ""),
@@ -177,6 +220,12 @@ def main() -> None:
             f"{plain['consumed_per_second']:,.0f} / {suffixed['consumed_per_second']:,.0f} records/s",
             f"{suffixed['consumed_per_second'] / plain['consumed_per_second'] - 1:+.1%}",
         ),
+        (
+            "(d) a standby applies a changelog record, one at a time / 1,000 at a time",
+            f"{standby['us_per_record_batch_1']:.1f} / {standby['us_per_record_batch_1000']:.1f} µs",
+            "",
+        ),
+        ("(d) compact one erased key", f"{standby['ms_per_compacted_key']:.2f} ms", ""),
     ]
     print_table(("measurement", "result", "target"), rows)
     print(f"\nsaved {saved}")

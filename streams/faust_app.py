@@ -11,6 +11,7 @@ from faust.types import TableT, TopicT, TransportT
 from mode.utils.objects import cached_property
 
 from .erasable_keys import ErasablePartitioner
+from .erasing_table import STANDBY_BUFFER_SIZE, ErasingTable
 from .faust_recovery import FlowControl, TableManager
 from .faust_transport import Transport
 from .kafka_settings import KafkaSettings
@@ -100,6 +101,7 @@ def create_faust_app(app_id: str, settings: KafkaSettings) -> StategateApp:
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         TableManager=TableManager,
+        Table=ErasingTable,  # every copy of a table compacts erased keys
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app
@@ -125,6 +127,7 @@ def json_table(
         key_type=bytes,
         value_type=bytes,
         changelog_topic=changelog_topic,
+        standby_buffer_size=STANDBY_BUFFER_SIZE,
         options=table_options(settings),
     )
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-import rocksdict
 from faust.streams import current_event
 from faust.types import TP, AppT, TableT
 from faust.types.stores import StoreT
+
+from .erasing_table import compact_key
+from .erasure_records import HEADER, REQUEST
 
 
 class TableOutput:
@@ -31,11 +33,12 @@ class TableOutput:
         self.table = table
         self._sending = asyncio.Lock()
 
-    async def write(self, key: bytes, value: bytes) -> None:
+    async def write(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
         """`table[key] = value`, and its changelog record handed to the producer before this returns.
 
         Call it from an agent: like a Faust table write, it goes to the
-        partition of the event being processed.
+        partition of the event being processed. `headers` go on the
+        changelog record.
         """
         event = current_event()
         if event is None:
@@ -44,7 +47,7 @@ class TableOutput:
         self.table.data[key] = value  # the store; no await between the agent's read and this write
         topic = self.table.changelog_topic.get_topic_name()
         async with self._sending:
-            acknowledged = await self.app.producer.send(topic, key, value, partition, None, None)
+            acknowledged = await self.app.producer.send(topic, key, value, partition, None, headers)
         store = cast(StoreT[bytes, bytes], self.table.data)
         tp = TP(topic, partition)
 
@@ -56,22 +59,17 @@ class TableOutput:
         asyncio.ensure_future(acknowledged).add_done_callback(persisted)
 
     async def overwrite(self, key: bytes, value: bytes) -> None:
-        """`write`, then `compact` the key: for an erasure."""
-        await self.write(key, value)
+        """`write` with the erasure header, then `compact` the key: for an erasure.
+
+        The header tells every other copy of the table to compact the key as
+        well (streams/erasing_table.py).
+        """
+        await self.write(key, value, [(HEADER, REQUEST)])
         self.compact(key)
 
     def compact(self, key: bytes) -> None:
-        """Push the key's old values out of RocksDB's files (in the current event's partition): for an erasure.
-
-        RocksDB keeps an overwritten value in its files until a compaction of
-        those files reaches the last level; the write-ahead log keeps it until
-        the memtable is flushed. Both are forced here, for this key's range only.
-        """
+        """Push the key's old values out of RocksDB (in the current event's partition): for an erasure."""
         event = current_event()
         if event is None:
             raise RuntimeError("a table output is compacted from an agent, while it processes an event")
-        db = cast(Any, self.table.data)._db_for_partition(event.message.partition)
-        db.flush(True)
-        everything_down = rocksdict.CompactOptions()
-        everything_down.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
-        db.compact_range(key, key + b"\x00", everything_down)
+        compact_key(cast(Any, self.table.data)._db_for_partition(event.message.partition), key)

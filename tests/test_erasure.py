@@ -199,3 +199,32 @@ def test_parked_requests_live_streams_and_sockets_on_an_erased_order_are_told_an
     answer = parked.result(timeout=10)  # the long-poll ends at once, not after its 30 s
     pool.shutdown()
     assert answer.status_code == 404 and answer.json()["erased"] is True, answer.text
+
+
+def test_a_standby_copy_of_the_services_tables_forgets_the_erased_order_too(erasing: Cluster, tmp_path: Path) -> None:
+    first = erasing.services
+    second = Stategate("services", tmp_path / "services-2", erasing.env).start()
+    try:
+
+        def one_group() -> bool:
+            generations = {first.services_generation(), second.services_generation()}
+            return len(generations) == 1 and None not in generations
+
+        second.wait_while_running(one_group, 60, "both services processes to share the partitions")
+        order_id = f"standby-{uuid.uuid4().hex}"
+        place(erasing.nodes[0].url, id=order_id, customer_id=f"c-{uuid.uuid4().hex[:8]}")
+
+        def both_copies_hold_it() -> bool:  # the active copy of the customer's partition, and its standby
+            return bool(files_holding(first, order_id)) and bool(files_holding(second, order_id))
+
+        wait_for(both_copies_hold_it, 30, "the active and the standby table copies to hold the order")
+        assert erase(erasing.nodes[0].url, order_id).status_code == 202
+        until_audit_is_empty(erasing, order_id)
+        for process in (first, second):
+            assert files_holding(process, order_id) == [], f"{process.data_dir.name}'s tables still hold the order"
+    finally:
+        shared = first.services_generation() or 0
+        second.stop()
+    first.wait_while_running(
+        lambda: (first.services_generation() or 0) > shared, 60, "the first services process to own every partition"
+    )
