@@ -85,7 +85,6 @@ class Node:
             wants=lambda key: self.streams.wants(key),
             on_change=lambda change: self.streams.on_change(change),
             history=settings.feed_history,
-            on_erased=lambda order_id: self.streams.erased(order_id),
         )
         self.streams = OrderStreams(
             self.feed,

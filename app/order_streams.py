@@ -12,6 +12,10 @@ with an event id gets, instead of snapshots, the changes after the
 positions the id names (app/event_ids.py). Each order's versions only ever
 go up in a stream: a version at or below one already queued is dropped, so
 overlaps between snapshot, gap and live changes cost nothing.
+
+An erased order's `Erasure` takes the place of its versions: whatever of
+the order still waits in the outbox is dropped, and the client is told
+instead. A stream of named orders counts an erased one as finished.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from stategate.streams.order_feed import Change, OrderFeed
+from stategate.streams.order_feed import Change, Erasure, FeedItem, OrderFeed
 from stategate.streams.records import Order
 
 from .errors import NoOwner, ShuttingDown, TooManyStreams
@@ -53,6 +57,12 @@ class Interest:
         """Whether a change of `order` belongs in the stream."""
         return order.id in self.orders or (self.customer_id is not None and order.customer_id == self.customer_id)
 
+    def wants(self, item: FeedItem) -> bool:
+        """Whether a change or an erasure from the feed belongs in the stream."""
+        if isinstance(item, Change):
+            return self.matches(item.order)
+        return item.order_id in self.orders or (self.customer_id is not None and item.customer_id == self.customer_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -78,8 +88,7 @@ class OrderStream:
     outbox: Outbox
     ends_when_terminal: bool
     ended: str | None = None
-    """Why the stream ended: "complete", "slow", "gone" (the client left), "stopping" or "erased"; None while
-    it runs."""
+    """Why the stream ended: "complete", "slow", "gone" (the client left) or "stopping"; None while it runs."""
     ready: asyncio.Event = field(default_factory=LeanEvent)
     """Set when there is something to send, a heartbeat is due, or the stream ended."""
     resumed: bool = False
@@ -88,16 +97,14 @@ class OrderStream:
     """Set by the node's heartbeat: the writer sends a keep-alive when it has nothing else."""
     on_slow: Callable[[], None] | None = None
     """Called when the stream ends as too slow: cut the client's connection."""
-    on_erased: Callable[[], None] | None = None
-    """Called when the stream ends because its order was erased (a WebSocket tells its client)."""
-    _early: list[Change] | None = field(default_factory=list)
+    _early: list[FeedItem] | None = field(default_factory=list)
     _versions: dict[str, int] = field(default_factory=dict)
     _positions: dict[int, int] = field(default_factory=dict)
     _finished: set[str] | None = None
 
-    def offer(self, change: Change) -> None:
-        """A change from the feed: kept until the stream is live, then queued."""
-        if self.ended is not None or not self.interest.matches(change.order):
+    def offer(self, change: FeedItem) -> None:
+        """A change (or an erasure) from the feed: kept until the stream is live, then queued."""
+        if self.ended is not None or not self.interest.wants(change):
             return
         if self._early is not None:
             self._early.append(change)
@@ -105,15 +112,18 @@ class OrderStream:
         self._positions[change.partition] = max(self._positions.get(change.partition, -1), change.offset)
         self._queue(change, encode_event_id(self._positions))
 
-    def go_live(self, initial: Iterable[Change], positions: dict[int, int]) -> None:
+    def go_live(self, initial: Iterable[FeedItem], positions: dict[int, int]) -> None:
         """Queue the snapshot batch and the changes kept meanwhile, in version order; from now on, queue live.
 
         Only the batch's last event carries an id (these positions): an id
-        inside it would promise the client changes it has not been sent.
+        inside it would promise the client changes it has not been sent. An
+        order erased within the batch is sent as its erasure only.
         """
         batch = sorted([*initial, *(self._early or ())], key=lambda change: (change.partition, change.offset))
         self._early = None
-        fresh = [change for change in batch if self._newer(change)]
+        erased = {change.order_id for change in batch if isinstance(change, Erasure)}
+        fresh = [change for change in batch if change.order_id not in erased or isinstance(change, Erasure)]
+        fresh = [change for change in fresh if self._newer(change)]
         self._positions = dict(positions)
         for i, change in enumerate(fresh):
             self._queue(change, encode_event_id(self._positions) if i == len(fresh) - 1 else None, checked=True)
@@ -126,12 +136,13 @@ class OrderStream:
         return pending
 
     def sent(self, pending: Pending) -> None:
-        """Note a change as sent; a stream of named orders is complete once each reached a terminal state."""
-        order = pending.change.order
-        if order.is_terminal and self.ends_when_terminal:
+        """Note a change as sent; a stream of named orders is complete once each is terminal or erased."""
+        change = pending.change
+        finished = isinstance(change, Erasure) or change.order.is_terminal
+        if finished and self.ends_when_terminal:
             if self._finished is None:
                 self._finished = set()
-            self._finished.add(order.id)
+            self._finished.add(change.order_id)
             if len(self._finished) == len(self.interest.orders) and not len(self.outbox):
                 self.end("complete")
 
@@ -152,10 +163,11 @@ class OrderStream:
         self.ready.set()
         if reason == "slow" and self.on_slow is not None:
             self.on_slow()
-        elif reason == "erased" and self.on_erased is not None:
-            self.on_erased()
 
-    def _newer(self, change: Change) -> bool:
+    def _newer(self, change: FeedItem) -> bool:
+        if isinstance(change, Erasure):
+            self._versions.pop(change.order_id, None)
+            return True
         order = change.order
         if order.version <= self._versions.get(order.id, 0):
             return False
@@ -165,9 +177,11 @@ class OrderStream:
             del self._versions[next(iter(self._versions))]
         return True
 
-    def _queue(self, change: Change, event_id: str | None, checked: bool = False) -> None:
+    def _queue(self, change: FeedItem, event_id: str | None, checked: bool = False) -> None:
         if not checked and not self._newer(change):
             return
+        if isinstance(change, Erasure):
+            self.outbox.forget(change.order_id)  # what the client was yet to be sent of the order
         if not self.outbox.put(change, event_id):
             self.end("slow")
             return
@@ -205,10 +219,10 @@ class OrderStreams:
         """Whether some stream watches the order with this key (or some stream watches a customer)."""
         return bool(self._by_customer) or key in self._by_key
 
-    def on_change(self, change: Change) -> None:
-        """Hand a change from the feed to every stream that watches it."""
-        order = change.order
-        for stream in (*self._by_key.get(order.id.encode(), ()), *self._by_customer.get(order.customer_id, ())):
+    def on_change(self, change: FeedItem) -> None:
+        """Hand a change (or an erasure) from the feed to every stream that watches it."""
+        customer_id = change.order.customer_id if isinstance(change, Change) else change.customer_id
+        for stream in (*self._by_key.get(change.order_id.encode(), ()), *self._by_customer.get(customer_id, ())):
             stream.offer(change)
 
     async def open(
@@ -279,11 +293,6 @@ class OrderStreams:
             for stream in list(self._streams):
                 stream.beat()
 
-    def erased(self, order_id: str) -> None:
-        """End every stream that watches this order by its id: it was erased."""
-        for stream in list(self._by_key.get(order_id.encode(), ())):
-            stream.end("erased")
-
     def close_all(self) -> int:
         """End every stream because the node is stopping; no new one opens. Returns how many ended."""
         self.closing = True
@@ -306,17 +315,17 @@ class OrderStreams:
         resume: dict[int, int],
         start: dict[int, int],
         timeout: float,
-    ) -> list[Change]:
+    ) -> list[FeedItem]:
         """The changes the client is owed up to `start`: after its positions, or snapshots and what followed."""
         interest = stream.interest
-        initial: list[Change] = []
+        initial: list[FeedItem] = []
         lost: set[int] = set()
         for partition, offset in resume.items():
             changes = await self._between(partition, offset, start[partition])
             if changes is None:
                 lost.add(partition)  # gone from memory and Kafka: snapshots instead
             else:
-                initial.extend(change for change in changes if interest.matches(change.order))
+                initial.extend(change for change in changes if interest.wants(change))
         covered = set(resume) - lost
         if interest.customer_id is not None:
             to_snapshot = [] if covered == partitions else await self.customer_order_ids(interest.customer_id)
@@ -333,10 +342,10 @@ class OrderStreams:
                     raise NoOwner("this node's order feed is behind the order's owner")
             else:
                 gap = await self._between(partition, snapshot.offset, start[partition])
-                initial.extend(change for change in gap or () if change.order.id == snapshot.order_id)
+                initial.extend(change for change in gap or () if change.order_id == snapshot.order_id)
         return initial
 
-    async def _between(self, partition: int, after: int, before: int) -> list[Change] | None:
+    async def _between(self, partition: int, after: int, before: int) -> list[FeedItem] | None:
         """The records of `partition` in (after, before): from the feed's memory, else from Kafka."""
         recent = self.feed.recent(partition, after)
         if recent is not None:

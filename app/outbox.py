@@ -9,7 +9,8 @@ waits behind it, so only the newest waiting change of each order stays,
 where it was. The changes of each partition stay in offset order, so an
 event id remains a promise about everything before it (app/event_ids.py).
 Only a client with more distinct orders waiting than `capacity` is too
-slow, and is dropped.
+slow, and is dropped. An erased order's waiting changes are dropped at
+once (`forget`): its erasure is all the client gets of it.
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 
-from stategate.streams.order_feed import Change
+from stategate.streams.order_feed import Change, FeedItem
+from stategate.streams.records import Order
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A change waiting to be sent, and the event id it carries (None inside a snapshot batch)."""
+    """A change (or an erasure) waiting to be sent, and the event id it carries (None inside a snapshot batch)."""
 
-    change: Change
+    change: FeedItem
     event_id: str | None
+
+    @property
+    def order(self) -> Order | None:
+        """The order as this change leaves it; None when the change is the order's erasure."""
+        return self.change.order if isinstance(self.change, Change) else None
 
 
 class Outbox:
@@ -39,7 +46,7 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._pending) if self._pending else 0
 
-    def put(self, change: Change, event_id: str | None) -> bool:
+    def put(self, change: FeedItem, event_id: str | None) -> bool:
         """Queue a change; False when, even conflated, more than `capacity` changes wait."""
         if self._pending is None:
             self._pending = collections.deque()
@@ -58,10 +65,15 @@ class Outbox:
             self._pending = None  # an idle stream holds no deque
         return pending
 
+    def forget(self, order_id: str) -> None:
+        """Drop every waiting change of an erased order."""
+        if self._pending and any(pending.change.order_id == order_id for pending in self._pending):
+            self._pending = collections.deque(p for p in self._pending if p.change.order_id != order_id) or None
+
     def _conflate(self) -> None:
         """Keep only each order's newest waiting change, where it is."""
         assert self._pending is not None
-        newest = {pending.change.order.id: i for i, pending in enumerate(self._pending)}
-        kept = [pending for i, pending in enumerate(self._pending) if newest[pending.change.order.id] == i]
+        newest = {pending.change.order_id: i for i, pending in enumerate(self._pending)}
+        kept = [pending for i, pending in enumerate(self._pending) if newest[pending.change.order_id] == i]
         self.conflated += len(self._pending) - len(kept)
         self._pending = collections.deque(kept)

@@ -15,6 +15,13 @@ back to a fresh snapshot.
 The feed parses nothing it does not have to: a record becomes an `Order`
 only when `wants` says a live stream watches its key (or some stream
 watches a customer, whose orders can have any key).
+
+An erasure request (streams/erasure_records.py) is handed on as an
+`Erasure`, at its place among the order's versions, and the feed forgets
+the order: its records leave the feed's memory, and versions that come
+after the request (a check that was in flight) are never handed on nor
+replayed. The ids of the latest `MAX_ERASED_REMEMBERED` erasures stay in
+memory for that, never on disk.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from .admin import partition_count
 from .erasable_keys import business_key
-from .erasure_records import REQUEST, erasure_kind
+from .erasure_records import REQUEST, ErasureRequest, erasure_kind
 from .kafka_settings import KafkaSettings
 from .records import Order, RecordError, order_record_rejection
 from .topics import ORDERS
@@ -40,6 +47,8 @@ log = logging.getLogger("stategate.streams.order_feed")
 
 MAX_RANGE_RECORDS = 100_000
 """A read from Kafka for a reconnecting client stops here; beyond, the client gets a snapshot."""
+MAX_ERASED_REMEMBERED = 10_000
+"""Erased order ids the feed remembers, to drop versions written after the erasure; the oldest go first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,25 @@ class Change:
     offset: int
     order: Order
 
+    @property
+    def order_id(self) -> str:
+        """The order's id."""
+        return self.order.id
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """An erasure request on `orders`: where it is, and the order it erases (and that order's customer)."""
+
+    partition: int
+    offset: int
+    order_id: str
+    customer_id: str
+
+
+FeedItem = Change | Erasure
+"""What the feed hands on: an order's new version, or its erasure."""
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
@@ -59,19 +87,26 @@ class RawRecord:
     key: bytes
     value: bytes
     timestamp: float
+    erasure: bool = False
 
 
 Wants = Callable[[bytes], bool]
 """Whether some live stream watches this key (or every key: a customer stream)."""
-OnChange = Callable[[Change], None]
+OnChange = Callable[[FeedItem], None]
 
 
 def parse_change(
-    partition: int, offset: int, key: bytes | None, value: bytes | None, timestamp: float
-) -> Change | None:
-    """The order a record carries, or None for a record every reader of `orders` rejects."""
+    partition: int, offset: int, key: bytes | None, value: bytes | None, timestamp: float, erasure: bool = False
+) -> FeedItem | None:
+    """The order (or the erasure) a record carries, or None for a record every reader of `orders` rejects."""
     if key is None or value is None:
         return None
+    if erasure:
+        try:
+            request = ErasureRequest.from_json(value)
+        except RecordError:
+            return None
+        return Erasure(partition, offset, request.order_id, request.customer_id)
     try:
         order = Order.from_record(value, key, timestamp)
     except RecordError:
@@ -90,14 +125,14 @@ class OrderFeed:
         wants: Wants,
         on_change: OnChange,
         history: int = 1000,
-        on_erased: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.topic = settings.topic(ORDERS)
         self.wants = wants
         self.on_change = on_change
-        self.on_erased = on_erased
         self.history = history
+        self.erased: dict[str, None] = {}
+        """The latest erased order ids, oldest first (at most MAX_ERASED_REMEMBERED)."""
         self.positions: dict[int, int] = {}
         """The next offset the feed will read, per partition: every record before it has been handed on."""
         self._recent: dict[int, collections.deque[RawRecord]] = {}
@@ -151,7 +186,7 @@ class OrderFeed:
                 await asyncio.wait_for(self._moved.wait(), remaining)
         return True
 
-    def recent(self, partition: int, after: int) -> list[Change] | None:
+    def recent(self, partition: int, after: int) -> list[FeedItem] | None:
         """The records of `partition` after offset `after` up to the feed's position, from memory.
 
         None when memory no longer holds all of them (the caller reads Kafka).
@@ -166,12 +201,14 @@ class OrderFeed:
         changes = []
         for record in self._recent[partition]:
             if record.offset > after:
-                change = parse_change(partition, record.offset, record.key, record.value, record.timestamp)
+                change = parse_change(
+                    partition, record.offset, record.key, record.value, record.timestamp, record.erasure
+                )
                 if change is not None:
                     changes.append(change)
         return changes
 
-    async def read_range(self, partition: int, after: int, before: int) -> list[Change] | None:
+    async def read_range(self, partition: int, after: int, before: int) -> list[FeedItem] | None:
         """The records of `partition` with offsets in (after, before), read from Kafka.
 
         None when Kafka no longer has the first of them (deleted or the log
@@ -189,7 +226,7 @@ class OrderFeed:
             if start > after + 1:
                 return None
             consumer.seek(tp, after + 1)
-            changes: list[Change] = []
+            changes: list[FeedItem] = []
             while True:
                 batches = await consumer.getmany(tp, timeout_ms=1000)
                 records = batches.get(tp, [])
@@ -199,7 +236,7 @@ class OrderFeed:
                     if record.offset >= before:
                         return changes
                     change = _change_of(partition, record)
-                    if change is not None:
+                    if change is not None and (isinstance(change, Erasure) or change.order_id not in self.erased):
                         changes.append(change)
         finally:
             await consumer.stop()
@@ -237,26 +274,45 @@ class OrderFeed:
         kept = self._recent[partition]
         for record in records:
             key, value = record.key, record.value
-            if key is not None and value is not None:
-                key = business_key(key)
-                if self.on_erased is not None and erasure_kind(record.headers) == REQUEST and self.wants(key):
-                    self.on_erased(key.decode())
-                if len(kept) == self.history:
-                    self._forgotten[partition] = kept[0].offset
-                kept.append(RawRecord(record.offset, key, value, record.timestamp / 1000.0))
-                if self.wants(key):
-                    self._publish(partition, record)
             self.positions[partition] = record.offset + 1
+            if key is None or value is None:
+                continue
+            key = business_key(key)
+            erasure = erasure_kind(record.headers) == REQUEST
+            if erasure:
+                self._forget(partition, key.decode())
+            elif self.erased and key.decode() in self.erased:
+                continue  # a version written after its order's erasure
+            if len(kept) == self.history:
+                self._forgotten[partition] = kept[0].offset
+            kept.append(RawRecord(record.offset, key, value, record.timestamp / 1000.0, erasure))
+            if self.wants(key):
+                self._publish(partition, record, erasure)
 
-    def _publish(self, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
-        change = _change_of(partition, record)
+    def _forget(self, partition: int, order_id: str) -> None:
+        """An order was erased: drop its records from memory, and remember its id to drop later versions."""
+        self.erased[order_id] = None
+        if len(self.erased) > MAX_ERASED_REMEMBERED:
+            del self.erased[next(iter(self.erased))]
+        kept = self._recent[partition]
+        key = order_id.encode()
+        if any(record.key == key for record in kept):
+            remaining = [record for record in kept if record.key != key]
+            kept.clear()
+            kept.extend(remaining)
+
+    def _publish(self, partition: int, record: ConsumerRecord[bytes, bytes], erasure: bool) -> None:
+        change = _change_of(partition, record, erasure)
         if change is None:
             return
         try:
             self.on_change(change)
         except Exception:
-            log.exception("a live stream failed on an order change", extra={"order_id": change.order.id})
+            log.exception("a live stream failed on an order change", extra={"order_id": change.order_id})
 
 
-def _change_of(partition: int, record: ConsumerRecord[bytes, bytes]) -> Change | None:
-    return parse_change(partition, record.offset, record.key, record.value, record.timestamp / 1000.0)
+def _change_of(partition: int, record: ConsumerRecord[bytes, bytes], erasure: bool | None = None) -> FeedItem | None:
+    if erasure is None:
+        erasure = erasure_kind(record.headers) == REQUEST
+    key = None if record.key is None else business_key(record.key)
+    return parse_change(partition, record.offset, key, record.value, record.timestamp / 1000.0, erasure)

@@ -7,7 +7,7 @@ import asyncio
 from stategate.app.event_ids import decode_event_id, encode_event_id
 from stategate.app.order_streams import Interest, OrderStream
 from stategate.app.outbox import Outbox
-from stategate.streams.order_feed import Change
+from stategate.streams.order_feed import Change, Erasure
 from stategate.streams.records import Order
 
 
@@ -31,7 +31,7 @@ def test_the_outbox_keeps_every_change_until_it_is_full_then_keeps_each_orders_n
     assert outbox.put(change("a", 3), "id-a3")  # 4 waiting: conflated to b1, a3
     assert outbox.conflated == 2
     taken = [outbox.take(), outbox.take(), outbox.take()]
-    assert [(p.change.order.id, p.change.order.version, p.event_id) for p in taken if p] == [
+    assert [(p.change.order_id, p.order.version, p.event_id) for p in taken if p and p.order] == [
         ("b", 1, None),
         ("a", 3, "id-a3"),
     ]
@@ -49,10 +49,15 @@ def stream(*order_ids: str, capacity: int = 100) -> OrderStream:
 
 
 def versions(s: OrderStream) -> list[tuple[str, int, str | None]]:
+    """What waits in the stream's outbox: (order id, version, event id); version 0 for an erasure."""
     out = []
     while (pending := s.outbox.take()) is not None:
-        out.append((pending.change.order.id, pending.change.order.version, pending.event_id))
+        out.append((pending.change.order_id, pending.order.version if pending.order else 0, pending.event_id))
     return out
+
+
+def erasure(order_id: str, partition: int = 0, offset: int = 0, customer_id: str = "c") -> Erasure:
+    return Erasure(partition, offset, order_id, customer_id)
 
 
 def test_going_live_sends_snapshot_and_kept_changes_once_in_order_with_one_id_at_the_end() -> None:
@@ -100,3 +105,39 @@ def test_ready_is_an_asyncio_event_a_writer_can_wait_on() -> None:
         return True
 
     assert asyncio.run(run())
+
+
+def test_an_erasure_drops_what_waits_of_the_order_and_takes_its_place() -> None:
+    s = OrderStream(Interest(customer_id="c"), Outbox(100), ends_when_terminal=False)
+    s.go_live([change("a", 1, offset=1), change("b", 1, offset=2)], {0: 2})
+    s.offer(change("a", 2, offset=3))
+    s.offer(erasure("a", offset=4))
+    s.offer(erasure("z", offset=5, customer_id="another"))  # not this customer's
+    assert versions(s) == [("b", 1, "0:2"), ("a", 0, "0:4")]
+    assert s.ended is None  # a customer's stream goes on
+
+
+def test_an_order_erased_while_a_stream_opens_is_sent_as_its_erasure_only() -> None:
+    s = stream("a", "b")
+    s.offer(erasure("a", offset=7))  # kept while opening
+    s.go_live([change("a", 2, offset=5), change("b", 1, offset=6)], {0: 7})
+    assert versions(s) == [("b", 1, None), ("a", 0, "0:7")]
+
+
+def test_a_stream_of_named_orders_counts_an_erased_one_as_finished() -> None:
+    s = stream("a", "b")
+    s.go_live([change("a", 1, offset=1), change("b", 2, offset=2, state="VALIDATED")], {0: 2})
+    s.offer(erasure("a", offset=3))
+    for pending in iter(s.take, None):
+        s.sent(pending)
+    assert s.ended == "complete"
+
+
+def test_an_outbox_forgets_an_erased_orders_changes_and_keeps_the_others_in_order() -> None:
+    outbox = Outbox(capacity=10)
+    for item in (change("a", 1), change("b", 1), change("a", 2), change("c", 1)):
+        outbox.put(item, None)
+    outbox.forget("a")
+    assert [p.change.order_id for p in iter(outbox.take, None)] == ["b", "c"]
+    outbox.forget("a")  # nothing waits: nothing to do
+    assert len(outbox) == 0

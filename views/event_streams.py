@@ -47,18 +47,22 @@ Headers = list[tuple[bytes, bytes]] | tuple[()]
 
 
 def order_event(pending: Pending, retry_ms: int | None = None) -> bytes:
-    """One `order` event: its id (when it has one) and the order's JSON on one data line."""
-    lines = [b"event: order"]
+    """One `order` event: its id (when it has one) and the order's JSON on one data line.
+
+    An erased order's event is `erased` instead, naming only the order:
+    `{"order": ID, "reason": "order erased"}`.
+    """
+    order = pending.order
+    lines = [b"event: order" if order is not None else b"event: erased"]
     if pending.event_id is not None:
         lines.append(b"id: " + pending.event_id.encode())
     if retry_ms is not None:
         lines.append(b"retry: " + str(retry_ms).encode())
-    lines.append(b"data: " + pending.change.order.to_json())
+    if order is not None:
+        lines.append(b"data: " + order.to_json())
+    else:
+        lines.append(b"data: " + orjson.dumps({"order": pending.change.order_id, "reason": "order erased"}))
     return b"\n".join(lines) + b"\n\n"
-
-
-ERASED_EVENT = b'event: erased\ndata: {"reason": "order erased"}\n\n'
-"""The last event of a stream on an order that was erased (DELETE /v1/orders/{id})."""
 
 
 def reconnect_event(reason: str, retry_ms: int) -> bytes:
@@ -137,8 +141,6 @@ class EventStreamWriter:
             stream.sent(pending)
         if stream.ended == "stopping":
             await self._send(send, reconnect_event("node stopping", self.retry_ms))
-        elif stream.ended == "erased":
-            await self._send(send, ERASED_EVENT)
         if stream.ended not in ("slow", "gone"):
             await self._send(send, b"", more=False)
 

@@ -270,13 +270,7 @@ class LiveSocket:
                 self.node.streams.close(stream)
                 return
             stream.on_slow = self._too_slow
-            stream.on_erased = lambda order_id=order_id: self._erased(order_id)
             self.subscriptions[order_id] = stream
-
-    def _erased(self, order_id: str) -> None:
-        """A watched order was erased: say so, and watch it no more."""
-        self._push_reply({"type": "erased", "order": order_id})
-        self._unsubscribe(order_id)
 
     def _unsubscribe(self, order_id: str) -> None:
         stream = self.subscriptions.pop(order_id, None)
@@ -393,7 +387,11 @@ class LiveSocket:
             if pending is None:
                 self.ready.clear()
                 return
-            order = pending.change.order
+            order = pending.order
+            if order is None:  # the order was erased: say so, and watch it no more
+                await self._send({"type": "erased", "order": pending.change.order_id})
+                self._unsubscribe(pending.change.order_id)
+                continue
             message: Message = {"type": "order", "order": order.as_dict(), "node": node_id}
             placed = self.placed.get(order.id)
             if placed is not None:
