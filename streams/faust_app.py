@@ -23,10 +23,11 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 class StategateApp(faust.App):
-    """A Faust app whose transport, flow control and table recovery are the project's (see faust_transport.py).
+    """A Faust app whose transport, flow control, table recovery and tables are the project's.
 
     These are Faust's own extension points: the transport an app is made
-    with, its flow-control object and the `TableManager` setting.
+    with (faust_transport.py), its flow-control object and the `TableManager`
+    setting (faust_recovery.py), and the `Table` setting (erasing_table.py).
     """
 
     fetch_max_wait_ms: int = 100

@@ -50,8 +50,9 @@ ORDER_IDS_PATTERN = f"^{_ONE_ID}(,{_ONE_ID}){{0,{MAX_STREAM_ORDERS - 1}}}$"
 
 EVENTS = {
     "description": "Server-Sent Events: `event: order`, `id: <opaque>`, `data: <order JSON>`; the first is the order"
-    " as it stands (a snapshot), then one per new version; `: keep-alive` comments while idle; `event: reconnect`"
-    " when the node stops. Resume on any node with `Last-Event-ID`.",
+    ' as it stands (a snapshot), then one per new version; `event: erased`, `data: {"order": ID, "reason":'
+    ' "order erased"}` in place of an erased order\'s versions; `: keep-alive` comments while idle;'
+    " `event: reconnect` when the node stops. Resume on any node with `Last-Event-ID`.",
     "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
 }
 NOT_ACCEPTABLE = problem_answer("The client does not accept `text/event-stream`.")
