@@ -21,10 +21,13 @@ import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
+
+from stategate.streams.kafka_settings import durability_configs
 
 from .processes import terminate
 
@@ -125,8 +128,8 @@ def new_cluster_id() -> str:
 
 SERVER_PROPERTIES = """\
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+node.id={node_id}
+{quorum}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
@@ -135,12 +138,13 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs={log_dir}
 num.partitions={partitions}
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+default.replication.factor={replication}
+offsets.topic.replication.factor={replication}
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor={replication}
+transaction.state.log.min.isr={min_isr}
+share.coordinator.state.topic.replication.factor={replication}
+share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
 log.retention.check.interval.ms=1000
@@ -160,11 +164,22 @@ logger.started.level = info
 """
 
 
+@dataclass(frozen=True)
+class Quorum:
+    """The controller quorum a broker belongs to, when it is one of several (app/kafka_cluster.py)."""
+
+    voters: str
+    """`controller.quorum.voters`: `id@127.0.0.1:port` for every member."""
+    cluster_id: str
+    replication: int
+
+
 class LocalKafka:
     """One KRaft broker process on 127.0.0.1, with its data under `data_dir`.
 
-    Use as a context manager, or call `start()` and `stop()`. Restarting on the
-    same `data_dir` keeps every topic and message.
+    Alone, it is its own controller quorum; with a `quorum` it is one member
+    of a cluster. Use as a context manager, or call `start()` and `stop()`.
+    Restarting on the same `data_dir` keeps every topic and message.
     """
 
     def __init__(
@@ -174,12 +189,18 @@ class LocalKafka:
         partitions: int = 4,
         heap: str = "768m",
         log_level: str = "warn",
+        node_id: int = 1,
+        controller_port: int | None = None,
+        quorum: Quorum | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.partitions = partitions
         self.heap = heap
         self.log_level = log_level
+        self.node_id = node_id
+        self.controller_port = controller_port
+        self.quorum = quorum
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -189,6 +210,19 @@ class LocalKafka:
 
     def start(self) -> None:
         """Format storage if new, start the broker and wait until clients can connect."""
+        self.launch()
+        try:
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self) -> None:
+        """Format storage if new and start the broker process, without waiting for it.
+
+        The members of a cluster are launched together: none is ready before
+        a majority of the controller quorum runs.
+        """
         classpath = broker_classpath()
         config = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
@@ -201,11 +235,6 @@ class LocalKafka:
             start_new_session=True,
         )
         log_file.close()
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
 
     def stop(self) -> None:
         """Stop the broker cleanly (SIGTERM), killing it if it does not stop in time."""
@@ -257,12 +286,21 @@ class LocalKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         controller_port = self._controller_port()
         config = self.data_dir / "server.properties"
+        if self.quorum is None:
+            quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}"
+        else:
+            quorum = f"controller.quorum.voters={self.quorum.voters}"
+        replication = 1 if self.quorum is None else self.quorum.replication
         config.write_text(
             SERVER_PROPERTIES.format(
+                node_id=self.node_id,
+                quorum=quorum,
                 port=self.port,
                 controller_port=controller_port,
                 log_dir=self.data_dir / "logs",
                 partitions=self.partitions,
+                replication=replication,
+                min_isr=durability_configs(replication).get("min.insync.replicas", "1"),
             )
         )
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES.format(level=self.log_level))
@@ -271,6 +309,8 @@ class LocalKafka:
     def _controller_port(self) -> int:
         # The controller port is stored in the formatted metadata, so a restart
         # on the same data directory must reuse it.
+        if self.controller_port is not None:
+            return self.controller_port
         saved = self.data_dir / "controller.port"
         if saved.exists():
             return int(saved.read_text())
@@ -279,15 +319,17 @@ class LocalKafka:
         return port
 
     def _run_storage_format(self, classpath: str, config: Path) -> None:
-        command = self._java(classpath) + [
-            "kafka.tools.StorageTool", "format", "--standalone",
-            f"--cluster-id={new_cluster_id()}", "-c", str(config),
-        ]  # fmt: skip
+        if self.quorum is None:
+            how = ["--standalone", f"--cluster-id={new_cluster_id()}"]
+        else:
+            how = [f"--cluster-id={self.quorum.cluster_id}"]  # the static voters are in the config
+        command = self._java(classpath) + ["kafka.tools.StorageTool", "format", *how, "-c", str(config)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
+        """Wait until clients can fetch metadata from this broker; BrokerError if it exits or takes too long."""
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             assert self.process is not None
@@ -316,20 +358,3 @@ async def _accepts_clients(bootstrap: str) -> bool:
         return False
     finally:
         await producer.stop()
-
-
-def run_kafka(port: int | None = None, data_dir: Path | None = None) -> None:
-    """`stategate kafka`: run the broker in the foreground until SIGTERM or Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    port = port or int(os.environ.get("STATEGATE_PORT", "9092"))
-    data_dir = data_dir or Path(os.environ.get("STATEGATE_DATA_DIR", "data/kafka"))
-    broker = LocalKafka(data_dir, port=port)
-    try:
-        broker.start()
-        print(f"stategate kafka ready: bootstrap servers {broker.bootstrap} (logs in {data_dir}/kafka.log)", flush=True)
-        broker.wait()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        broker.stop()
-        print("stategate kafka stopped", flush=True)

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stategate", description="HTTP request/response over Kafka.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker (KRaft)")
-    kafka.add_argument("--port", type=int, help="listener port on 127.0.0.1 (default 9092)")
+    kafka = commands.add_parser("kafka", help="run a local Kafka broker, or a cluster of them (KRaft)")
+    kafka.add_argument("--port", type=int, help="listener port on 127.0.0.1 (default 9092; more brokers: the next)")
+    kafka.add_argument("--brokers", type=int, default=1, choices=range(1, 10), metavar="N", help="brokers (default 1)")
     kafka.add_argument("--data-dir", type=Path, help="broker data (default ./data/kafka)")
     kafka.add_argument(
         "--classpath",
@@ -51,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="local Kafka, two gateway nodes, the services and demo inventory")
     dev.add_argument("--port", type=int, help="first gateway node's HTTP port (default 8080; the next node +1)")
     dev.add_argument("--nodes", type=int, default=2, help="how many gateway nodes (default 2)")
-    dev.add_argument("--kafka-port", type=int, help="local Kafka port (default 9092)")
+    dev.add_argument("--kafka-port", type=int, help="local Kafka port (default 9092; more brokers: the next)")
+    dev.add_argument(
+        "--brokers", type=int, default=1, choices=range(1, 10), metavar="N", help="Kafka brokers (default 1)"
+    )
     dev.add_argument("--data-dir", type=Path, help="where everything keeps its data (default ./data/dev)")
 
     erase = commands.add_parser("erase", help="delete one record, or all of a key's records, from an erasable topic")
@@ -73,12 +77,13 @@ def main(argv: list[str] | None, create_api: ApiFactory) -> None:
     # SIGTERM raises SystemExit in the synchronous commands; the async ones install their own handlers.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     if args.command == "kafka":
-        from .broker import broker_classpath, run_kafka
+        from .broker import broker_classpath
+        from .kafka_cluster import run_kafka
 
         if args.classpath:
             print(broker_classpath())
             return
-        run_kafka(args.port, args.data_dir)
+        run_kafka(args.port, args.data_dir, args.brokers)
     elif args.command == "node":
         from .node_process import run_node
         from .peers import parse_peer_urls
@@ -101,7 +106,13 @@ def main(argv: list[str] | None, create_api: ApiFactory) -> None:
     elif args.command == "dev":
         from .dev import run_dev
 
-        run_dev(port=args.port, kafka_port=args.kafka_port, data_dir=args.data_dir, nodes_count=args.nodes)
+        run_dev(
+            port=args.port,
+            kafka_port=args.kafka_port,
+            data_dir=args.data_dir,
+            nodes_count=args.nodes,
+            brokers=args.brokers,
+        )
     elif args.command in ("erase", "audit"):
         _erasure_command(parser, args)
 

@@ -1,8 +1,8 @@
 """`stategate dev`: everything on one machine for a first look.
 
-Starts a local Kafka broker, the order services and two gateway nodes as child
-processes, puts demo stock into the warehouse and prints the URLs. Ctrl-C
-stops them all.
+Starts a local Kafka broker (or a cluster of them), the order services and
+two gateway nodes as child processes, puts demo stock into the warehouse and
+prints the URLs. Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from .broker import LocalKafka
+from .kafka_cluster import LocalKafkaCluster
 from .processes import (
     START_TIMEOUT_SECONDS,
     start_stategate,
@@ -55,18 +56,29 @@ def put_stock(url: str, product: str, stock: int) -> None:
 
 
 def run_dev(
-    port: int | None = None, kafka_port: int | None = None, data_dir: Path | None = None, nodes_count: int = 2
+    port: int | None = None,
+    kafka_port: int | None = None,
+    data_dir: Path | None = None,
+    nodes_count: int = 2,
+    brokers: int = 1,
 ) -> None:
-    """Run the whole system in the foreground until Ctrl-C or SIGTERM; nodes listen on PORT, PORT+1, …"""
+    """Run the whole system in the foreground until Ctrl-C or SIGTERM; nodes listen on PORT, PORT+1, …
+
+    With several `brokers`, topics are replicated on three of them (or all, when fewer).
+    """
     data_dir = (data_dir or Path("data/dev")).resolve()
     port = port or 8080
-    kafka = LocalKafka(data_dir / "kafka", port=kafka_port or 9092)
+    kafka: LocalKafka | LocalKafkaCluster
+    if brokers == 1:
+        kafka = LocalKafka(data_dir / "kafka", port=kafka_port or 9092)
+    else:
+        kafka = LocalKafkaCluster(data_dir / "kafka", brokers, first_port=kafka_port or 9092)
     children: list[subprocess.Popen[bytes]] = []
     try:
         print(f"starting Kafka on {kafka.bootstrap} ...", flush=True)
         kafka.start()
         # The nodes agree on the secret that signs reply hand-overs through Kafka (streams/cluster_secret.py).
-        env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap}
+        env = {**os.environ, "STATEGATE_BROKER": kafka.bootstrap, "STATEGATE_REPLICATION_FACTOR": str(min(brokers, 3))}
         services = start_stategate("services", "--data-dir", str(data_dir / "services"), env=env)
         children.append(services)
         nodes: dict[str, subprocess.Popen[bytes]] = {}

@@ -19,7 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
 from faust.types.tables import CollectionT
 
-from .kafka_settings import KafkaSettings, ms
+from .kafka_settings import KafkaSettings, durability_configs, ms
 
 log = logging.getLogger("stategate.streams.admin")
 
@@ -93,8 +93,9 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         missing = [spec for name, spec in wanted.items() if name not in existing]
         if not missing:
             return
+        durability = durability_configs(settings.replication_factor)
         new_topics = [
-            NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.configs)
+            NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=durability | spec.configs)
             for spec in missing
         ]
         try:

@@ -62,6 +62,7 @@ from mode import Service, ServiceT
 from mode.utils.times import Seconds, want_seconds
 
 from .erasable_keys import business_key
+from .kafka_settings import durability_configs
 
 log = logging.getLogger("stategate.streams.faust_transport")
 
@@ -452,7 +453,7 @@ class InLoopConsumer(FaustConsumer):
             topic,
             partitions,
             replication,
-            config=config,
+            config=durability_configs(replication) | dict(config or {}),
             timeout=int(want_seconds(timeout) * 1000.0),
             retention=int(want_seconds(retention) * 1000.0) if retention else None,
             compacting=compacting,

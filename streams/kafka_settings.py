@@ -94,3 +94,16 @@ class KafkaSettings(BaseSettings):
 def ms(seconds: float) -> str:
     """Seconds as the whole milliseconds of a Kafka topic config (`segment.ms`, `retention.ms`, ...)."""
     return str(int(seconds * 1000))
+
+
+def durability_configs(replication_factor: int) -> dict[str, str]:
+    """The topic configs that make `acks=all` mean "on a majority of the replicas".
+
+    With three replicas or more, a write is acknowledged only once a majority
+    has it (`min.insync.replicas` 2 of 3, 3 of 5): one broker may die without
+    losing an acknowledged record or stopping writes. With one or two, the
+    broker's default (1) stays, or a single broker down would stop all writes.
+    """
+    if replication_factor < 3:
+        return {}
+    return {"min.insync.replicas": str(replication_factor // 2 + 1)}
