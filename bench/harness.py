@@ -24,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from stategate.app.broker import LocalKafka, free_port
 from stategate.app.dev import put_stock
 from stategate.app.processes import start_stategate, terminate, wait_until_ready, wait_until_services_ready
+from stategate.streams.admin import TopicSpec, ensure_topics
+from stategate.streams.kafka_settings import KafkaSettings
 
 
 @contextmanager
@@ -142,9 +144,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def kafka_hop(bootstrap: str, count: int) -> list[float]:
-    """The floor: one produce→consume hop with plain aiokafka, sequential, acks=all."""
+async def kafka_hop(bootstrap: str, count: int, replicas: int | None = None) -> list[float]:
+    """The floor: one produce→consume hop with plain aiokafka, sequential, acks=all.
+
+    The topic has `replicas` replicas (and their majority as min.insync.replicas);
+    by default the broker's own default.
+    """
     topic = f"bench-hop-{uuid.uuid4().hex[:6]}"
+    if replicas is not None:
+        settings = KafkaSettings(broker=bootstrap, replication_factor=replicas, node_id="bench")
+        await ensure_topics(settings, [TopicSpec(topic, 1)])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     await producer.send_and_wait(topic, b"warm-up")  # creates the topic
