@@ -14,7 +14,10 @@ Ownership comes from the group: `ViewAssignor` hands every member the whole
 map of active and standby partitions with each member's advertised URL.
 While a rebalance is under way, and until this node has read its new
 partitions up to the end offsets they had when assigned, `rebalancing` is
-true: the node neither answers for those orders nor sends clients away.
+true: the node neither answers for those orders nor sends clients away. It
+is true as well while the group's coordinator has stopped answering this
+node's heartbeats for about a session (group_session.py): a node cut off
+from Kafka stops answering for orders another member is about to own.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
 from .consumer_options import group_timing
 from .erasable_keys import partition_for
+from .group_session import GroupSession
 from .kafka_settings import KafkaSettings
 from .order_store import Erased, MarkerOf, OnRejected, OrderStore
 from .records import Order
@@ -78,6 +82,7 @@ class OrderView:
         self._catching_up: dict[int, int | None] = {}  # partition -> end offset to read up to
         self._joined = False
         self._revoked = True
+        self.session = GroupSession(settings)
         self._standby_changed = asyncio.Event()
         self._started = time.time()
         self.assignor = ViewAssignor(self.topic, self._claim, settings.standby_replicas, self._on_map)
@@ -89,8 +94,8 @@ class OrderView:
 
     @property
     def rebalancing(self) -> bool:
-        """A rebalance is under way, or this node has not yet read its partitions to their end."""
-        return self._revoked or bool(self._catching_up)
+        """A rebalance is under way, this node has not yet read its partitions to their end, or lost its group."""
+        return self._revoked or bool(self._catching_up) or self.session.lost
 
     @property
     def ready(self) -> bool:
@@ -155,6 +160,7 @@ class OrderView:
         await self._copies.start()  # before the group's first assignment gives it standby partitions
         self._group.subscribe([self.topic], listener=_Listener(self))
         await self._group.start()
+        self.session.watch(self._group)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._read(self._group, self._check_caught_up), name="view-active"),
@@ -292,4 +298,5 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.view._revoke()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.view.session.answered()
         self.view._assign(frozenset(tp.partition for tp in assigned if tp.topic == self.view.topic))
