@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -130,8 +131,8 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id={node_id}
 {quorum}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -175,11 +176,13 @@ class Quorum:
 
 
 class LocalKafka:
-    """One KRaft broker process on 127.0.0.1, with its data under `data_dir`.
+    """One KRaft broker process on 127.0.0.1 (or `host`), with its data under `data_dir`.
 
     Alone, it is its own controller quorum; with a `quorum` it is one member
-    of a cluster. Use as a context manager, or call `start()` and `stop()`.
-    Restarting on the same `data_dir` keeps every topic and message.
+    of a cluster. `command_prefix` runs it through another command, e.g.
+    `ip netns exec NS` for a broker on a host of its own in tests. Use as a
+    context manager, or call `start()` and `stop()`. Restarting on the same
+    `data_dir` keeps every topic and message.
     """
 
     def __init__(
@@ -192,8 +195,12 @@ class LocalKafka:
         node_id: int = 1,
         controller_port: int | None = None,
         quorum: Quorum | None = None,
+        host: str = "127.0.0.1",
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.host = host
+        self.command_prefix = list(command_prefix)
         self.port = port or free_port()
         self.partitions = partitions
         self.heap = heap
@@ -206,7 +213,7 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         """The address clients connect to."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self) -> None:
         """Format storage if new, start the broker and wait until clients can connect."""
@@ -229,7 +236,7 @@ class LocalKafka:
             self._run_storage_format(classpath, config)
         log_file = open(self.data_dir / "kafka.log", "ab")
         self.process = subprocess.Popen(
-            self._java(classpath) + ["kafka.Kafka", str(config)],
+            [*self.command_prefix, *self._java(classpath), "kafka.Kafka", str(config)],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -287,13 +294,14 @@ class LocalKafka:
         controller_port = self._controller_port()
         config = self.data_dir / "server.properties"
         if self.quorum is None:
-            quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}"
+            quorum = f"controller.quorum.bootstrap.servers={self.host}:{controller_port}"
         else:
             quorum = f"controller.quorum.voters={self.quorum.voters}"
         replication = 1 if self.quorum is None else self.quorum.replication
         config.write_text(
             SERVER_PROPERTIES.format(
                 node_id=self.node_id,
+                host=self.host,
                 quorum=quorum,
                 port=self.port,
                 controller_port=controller_port,
@@ -336,16 +344,16 @@ class LocalKafka:
             if self.process.poll() is not None:
                 tail = (self.data_dir / "kafka.log").read_text(errors="replace")[-4000:]
                 raise BrokerError(f"Kafka exited with {self.process.returncode}:\n{tail}")
-            if _port_open(self.port) and asyncio.run(_accepts_clients(self.bootstrap)):
+            if _port_open(self.host, self.port) and asyncio.run(_accepts_clients(self.bootstrap)):
                 return
             time.sleep(0.2)  # polling an external process start-up, not product logic
         raise BrokerError(f"Kafka did not become ready within {READY_TIMEOUT_SECONDS:.0f}s")
 
 
-def _port_open(port: int) -> bool:
+def _port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 async def _accepts_clients(bootstrap: str) -> bool:

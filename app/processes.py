@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -24,10 +25,15 @@ def stategate_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "stategate", *args]
 
 
-def start_stategate(*args: str, env: dict[str, str], output: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
-    """Start `stategate ARGS` as a child process; its output goes to `output` (default: ours)."""
+def start_stategate(
+    *args: str, env: dict[str, str], output: IO[bytes] | None = None, prefix: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """Start `stategate ARGS` as a child process; its output goes to `output` (default: ours).
+
+    `prefix` runs it through another command (`ip netns exec NS` in tests).
+    """
     stderr = None if output is None else subprocess.STDOUT
-    return subprocess.Popen(stategate_argv(*args), env=env, stdout=output, stderr=stderr)
+    return subprocess.Popen([*prefix, *stategate_argv(*args)], env=env, stdout=output, stderr=stderr)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_SECONDS) -> None:

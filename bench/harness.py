@@ -91,6 +91,7 @@ def deployment(
         "STATEGATE_LOG_LEVEL": "WARNING",
         **(env or {}),
     }
+    data_dir.mkdir(parents=True, exist_ok=True)
     logs = open(data_dir / "processes.log", "ab")
     processes: list[subprocess.Popen[bytes]] = []
 

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -30,11 +30,15 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 class Stategate:
     """One `stategate node` or `stategate services` child process."""
 
-    def __init__(self, command: str, data_dir: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(
+        self, command: str, data_dir: Path, env: dict[str, str], *args: str, prefix: Sequence[str] = ()
+    ) -> None:
         self.command = command
         self.data_dir = data_dir
         self.env = env
         self.args = args
+        self.prefix = list(prefix)
+        """A command the process runs through: `ip netns exec NS` for a host of its own (tests/netns.py)."""
         self.log_path = data_dir / f"{command}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -43,7 +47,7 @@ class Stategate:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = start_stategate(
-                self.command, "--data-dir", str(self.data_dir), *self.args, env=self.env, output=log
+                self.command, "--data-dir", str(self.data_dir), *self.args, env=self.env, output=log, prefix=self.prefix
             )
         return self
 
@@ -93,16 +97,26 @@ class Stategate:
 
 
 class Node(Stategate):
-    """A gateway node on a free port."""
+    """A gateway node on a free port (of 127.0.0.1, or of `host` through `prefix`: a host of its own)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], node_id: str = "node-1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str],
+        node_id: str = "node-1",
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.port = port or free_port()
         self.node_id = node_id
-        super().__init__("node", data_dir, env, "--port", str(self.port), "--node-id", node_id)
+        self.host = host
+        where = [] if host == "127.0.0.1" else ["--host", host, "--advertised-url", f"http://{host}:{self.port}"]
+        super().__init__("node", data_dir, env, "--port", str(self.port), "--node-id", node_id, *where, prefix=prefix)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start_and_wait(self) -> Node:
         """Start and wait until /readyz answers 200."""

@@ -46,19 +46,7 @@ class Cluster:
 
     def settled(self) -> bool:
         """Every node reports the same members, all of them, which share all partitions."""
-        views = []
-        for node in self.nodes:
-            try:
-                if httpx.get(f"{node.url}/readyz", timeout=5).status_code != 200:
-                    return False  # still recovering tables or standbys
-                views.append(httpx.get(f"{node.url}/v1/cluster", timeout=5).json())
-            except httpx.HTTPError:
-                return False
-        members = [sorted((n["url"], tuple(n["partitions"])) for n in v["nodes"]) for v in views]
-        owned = sorted(p for n in views[0]["nodes"] for p in n["partitions"])
-        same = all(m == members[0] for m in members)
-        answering = all(n["answers"] for v in views for n in v["nodes"])  # each sees the others' HTTP up
-        return same and answering and len(members[0]) == len(self.nodes) and owned == list(range(PARTITIONS))
+        return settled(self.nodes)
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -68,6 +56,23 @@ class Cluster:
     def partitions_of(self, node: Node) -> list[int]:
         view = httpx.get(f"{node.url}/v1/cluster", timeout=5).json()
         return next(n["partitions"] for n in view["nodes"] if n["url"] == node.url)
+
+
+def settled(nodes: list[Node]) -> bool:
+    """Every node is ready and reports the same members, all of them answering, which share all partitions."""
+    views = []
+    for node in nodes:
+        try:
+            if httpx.get(f"{node.url}/readyz", timeout=5).status_code != 200:
+                return False  # still recovering tables or standbys
+            views.append(httpx.get(f"{node.url}/v1/cluster", timeout=5).json())
+        except httpx.HTTPError:
+            return False
+    members = [sorted((n["url"], tuple(n["partitions"])) for n in v["nodes"]) for v in views]
+    owned = sorted(p for n in views[0]["nodes"] for p in n["partitions"])
+    same = all(m == members[0] for m in members)
+    answering = all(n["answers"] for v in views for n in v["nodes"])  # each sees the others' HTTP up
+    return same and answering and len(members[0]) == len(nodes) and owned == list(range(PARTITIONS))
 
 
 @pytest.fixture(scope="module")
