@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,9 @@ class KafkaSettings(BaseSettings):
     # Replies to service requests (`gateway-replies`) are useless once their request timed out:
     # deleted after this long (segments roll after `erasure_segment_seconds`, so it is a bound).
     reply_retention_seconds: float = Field(3600.0, gt=0)
+    # `shared`: the nodes share `gateway-replies` in one group. `own`: the sidecar layout, one
+    # node per service instance, each reading a one-partition topic of its own (streams/replies.py).
+    reply_topic: Literal["shared", "own"] = "shared"
     erasure_check_seconds: float = Field(60.0, gt=0)
 
     @property

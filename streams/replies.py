@@ -1,4 +1,4 @@
-"""The gateway's reply topic: every node reads a share of its partitions.
+"""The gateway's reply topic: every node reads a share of its partitions, or a topic of its own.
 
 Services write each reply to the topic named in the request's `reply-to`
 header, keyed by the correlation id. All gateway nodes read that topic in
@@ -6,6 +6,11 @@ one consumer group, so Kafka splits its partitions among them; a node
 makes correlation ids that hash to partitions it reads, so replies come
 back to the node that waits for them. A plain aiokafka consumer (not a
 Faust agent) reads it: one hop fewer of Faust's buffering per reply.
+
+In the sidecar layout (`STATEGATE_REPLY_TOPIC=own`) each node reads a
+one-partition topic of its own, `gateway-replies.<node id>`, without a
+group: no rebalance ever moves a reply, so none is handed over, at the cost
+of one topic per node on the brokers.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -31,12 +37,20 @@ OnReply = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
 def replies_topic_spec(settings: KafkaSettings) -> TopicSpec:
-    """The reply topic, created by the first node that starts."""
+    """The reply topic this node reads: the shared one (made by the first node that starts), or its own."""
     configs = {
         "retention.ms": ms(settings.reply_retention_seconds),
         "segment.ms": ms(settings.erasure_segment_seconds),
     }
+    if settings.reply_topic == "own":
+        return TopicSpec(own_replies_topic(settings), 1, configs)
     return TopicSpec(settings.topic(REPLIES), settings.partitions, configs)
+
+
+def own_replies_topic(settings: KafkaSettings) -> str:
+    """`gateway-replies.<node id>`, the node id kept to the characters a topic name may hold."""
+    node = re.sub(r"[^A-Za-z0-9._-]", "_", settings.node_id)
+    return settings.topic(f"{REPLIES}.{node}")
 
 
 class ReplyConsumer:
@@ -44,7 +58,8 @@ class ReplyConsumer:
 
     def __init__(self, settings: KafkaSettings, on_reply: OnReply) -> None:
         self.settings = settings
-        self.topic = settings.topic(REPLIES)
+        self.own = settings.reply_topic == "own"
+        self.topic = own_replies_topic(settings) if self.own else settings.topic(REPLIES)
         self.on_reply = on_reply
         self.partitions: frozenset[int] = frozenset()
         self.partition_count = settings.partitions
@@ -52,8 +67,11 @@ class ReplyConsumer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Join the group and start reading."""
+        """Join the group (or take the node's own topic) and start reading."""
         settings = self.settings
+        if self.own:
+            await self._start_own()
+            return
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.broker,
             group_id=settings.topic(REPLIES_GROUP),
@@ -66,6 +84,21 @@ class ReplyConsumer:
         )
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         await self._consumer.start()
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _start_own(self) -> None:
+        """Read the node's own topic from its end: earlier replies were for a process that is gone."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker,
+            client_id=f"stategate-replies-{self.settings.node_id}",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+        )
+        await self._consumer.start()
+        partition = TopicPartition(self.topic, 0)
+        self._consumer.assign([partition])
+        await self._consumer.seek_to_end(partition)
+        self.partitions, self.partition_count = frozenset({0}), 1
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     async def stop(self) -> None:
