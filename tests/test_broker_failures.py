@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from stategate.app.kafka_cluster import LocalKafkaCluster
 from stategate.streams.erasable_keys import business_key
+from stategate.streams.order_view import VIEW_GROUP
 
 from .processes import wait_for
 from .test_cluster import Cluster, stock_jumpers
@@ -179,11 +181,22 @@ def _expected(status: int, retry_after: str | None) -> bool:
     return 200 <= status < 300 or (status == 503 and retry_after is not None)
 
 
+async def coordinator_of(bootstrap: str, group: str) -> int:
+    """The node id of the broker that coordinates `group`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return int(await admin.find_coordinator(group))
+    finally:
+        await admin.close()
+
+
 def test_a_broker_killed_under_load_loses_no_acknowledged_order_and_the_cluster_heals(
     replicated: tuple[LocalKafkaCluster, Cluster],
 ) -> None:
     brokers, system = replicated
-    victim = brokers.broker(2)
+    # The hardest broker to lose: the one coordinating the nodes' group (their heartbeats stop too).
+    victim = brokers.broker(asyncio.run(coordinator_of(brokers.bootstrap, f"{system.namespace}.{VIEW_GROUP}")))
 
     def kill_then_bring_back(load: Load) -> None:
         victim.kill()

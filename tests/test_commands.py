@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -9,11 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from stategate.app.broker import free_port
 from stategate.app.processes import start_stategate, terminate
 
 from .processes import wait_for
+from .test_kafka_cluster import consecutive_free_ports, topic_description
 
 
 def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -65,10 +68,11 @@ def two_free_ports() -> int:
                 return port
 
 
-def test_stategate_dev_runs_two_nodes_and_places_a_validated_order(tmp_path: Path) -> None:
-    port, kafka_port = two_free_ports(), free_port()
+@pytest.mark.parametrize("brokers", [1, 3])
+def test_stategate_dev_runs_two_nodes_and_places_a_validated_order(tmp_path: Path, brokers: int) -> None:
+    port, kafka_port = two_free_ports(), consecutive_free_ports(brokers)
     args = ["dev", "--port", str(port), "--kafka-port", str(kafka_port), "--data-dir", str(tmp_path / "dev")]
-    process, log = start(args, tmp_path)
+    process, log = start([*args, "--brokers", str(brokers)], tmp_path)
     try:
         wait_for(lambda: "stategate dev is ready" in log.read_text(), 120, "stategate dev to be ready", interval=0.2)
         response = httpx.post(
@@ -81,6 +85,11 @@ def test_stategate_dev_runs_two_nodes_and_places_a_validated_order(tmp_path: Pat
         cluster = httpx.get(f"http://127.0.0.1:{port + 1}/v1/cluster", timeout=10).json()
         assert cluster["self"] == "node-2"
         assert sorted(n["id"] for n in cluster["nodes"]) == ["node-1", "node-2"]
+        bootstrap = ",".join(f"127.0.0.1:{kafka_port + i}" for i in range(brokers))
+        assert f"Kafka      {bootstrap}\n" in log.read_text()
+        configs, partitions = asyncio.run(topic_description(bootstrap, "orders"))
+        assert all(len(p["replicas"]) == brokers for p in partitions)  # type: ignore[arg-type]
+        assert configs["min.insync.replicas"] == ("2" if brokers == 3 else "1")
     finally:
         assert stop(process, timeout=60) < 60
     assert not processes_mentioning(str(tmp_path)), "a child of stategate dev outlived it"
