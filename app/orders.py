@@ -43,6 +43,8 @@ __all__ = [
 log = logging.getLogger("stategate.orders")
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f1d6a52-3c52-4a8e-9f0b-5b2f0d6f9e11")
+ABSENCE_CHECK_SECONDS = 1.0
+"""How long a long-poll ending without its order may ask Kafka whether the order could still come."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,15 @@ class OrderService:
         # Orders the view applied a version of while their first one was still being sent:
         # the flow can outrun the acknowledgement, and the first version must not shadow it.
         self._applied_while_sending: set[str] = set()
+
+    async def surely_absent(self, order_id: str) -> bool:
+        """Whether `order_id` is surely not an order: this node has read its partition up to Kafka's end.
+
+        Asked before a long-poll answers 404, so that an order written but
+        not read yet (its partition's leader moving) is never called unknown.
+        """
+        partition = self.view.partition_of(order_id)
+        return await self.view.read_to_end(partition, ABSENCE_CHECK_SECONDS)
 
     def lookup(self, order_id: str) -> Order | None:
         """The newest version of an order known to this node."""

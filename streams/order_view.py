@@ -126,6 +126,22 @@ class OrderView:
             return None
         return url
 
+    async def read_to_end(self, partition: int, timeout: float) -> bool:
+        """Whether this node has applied every record Kafka holds on `partition` now; False if Kafka cannot say.
+
+        An order that is not in the view may still be on its way: written and
+        acknowledged, but not read yet (a leader moving after a broker died).
+        """
+        if self._group is None:
+            return False
+        tp = TopicPartition(self.topic, partition)
+        try:
+            ends = await asyncio.wait_for(self._group.end_offsets([tp]), timeout)
+        except (KafkaError, TimeoutError):
+            return False
+        end: int = ends[tp]
+        return self.store.applied_offset(partition) >= end - 1
+
     def applied_offset(self, partition: int) -> int:
         """The offset of the last record applied from `partition` (-1: none)."""
         return self.store.applied_offset(partition)

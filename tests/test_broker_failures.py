@@ -25,7 +25,7 @@ from stategate.streams.erasable_keys import business_key
 from stategate.streams.order_view import VIEW_GROUP
 
 from .processes import wait_for
-from .test_cluster import Cluster, stock_jumpers
+from .test_cluster import Cluster, order_body, stock_jumpers
 
 CLIENTS = 64
 WAIT_SECONDS = 5.0
@@ -78,13 +78,7 @@ class Load:
     async def _client(self, http: httpx.AsyncClient, url: str) -> None:
         while not self.stopping.is_set():
             order_id = f"load-{uuid.uuid4().hex}"
-            body = {
-                "id": order_id,
-                "customer_id": f"c-{order_id[-6:]}",
-                "product": "JUMPERS",
-                "quantity": 1,
-                "price": 1,
-            }
+            body = order_body(id=order_id)
             started = time.monotonic()
             try:
                 answer = await http.post(

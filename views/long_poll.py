@@ -29,7 +29,7 @@ from stategate.app.orders import ORDER_ID_PATTERN, Condition, Order, differs_fro
 from stategate.app.waiters import Ending, Outcome, Waiter
 
 from .input_limits import MAX_IF_NONE_MATCH_LENGTH, MAX_ORDER_ID_LENGTH, MAX_PREFER_LENGTH
-from .problems import Problem, no_such_order, raw_headers, raw_problem, unavailable
+from .problems import Problem, raw_headers, raw_problem, unavailable, unknown_after_wait
 from .proxy import FORWARDED_BY, path_and_query
 from .wait_params import MAX_WAIT_SECONDS, entity_tags, prefer_wait, read_wait_query
 
@@ -147,7 +147,7 @@ class ParkedPoll(Waiter):
         """Send the HTTP answer for how the wait ended."""
         node = self.polls.node
         try:
-            status, headers, body = self._reply(outcome)
+            status, headers, body = await self._reply(outcome)
         except Exception:
             log.exception("cannot answer a parked request", extra={"order_id": self.order_id})
             status, headers, body = raw_problem(Problem(500))
@@ -158,7 +158,7 @@ class ParkedPoll(Waiter):
         await self.send({"type": "http.response.body", "body": body})
         node.metrics.observe_request("GET", ROUTE, status, time.perf_counter() - self.started)
 
-    def _reply(self, outcome: Outcome) -> tuple[int, Headers, bytes]:
+    async def _reply(self, outcome: Outcome) -> tuple[int, Headers, bytes]:
         node = self.polls.node
         applied = [] if self.preference_applied is None else [(b"preference-applied", self.preference_applied.encode())]
         if outcome is Ending.MOVED:
@@ -170,7 +170,7 @@ class ParkedPoll(Waiter):
             return 200, [*_order_headers(outcome), *applied], outcome.to_json()
         current = node.orders.lookup(self.order_id)  # timed out, or the node is stopping
         if current is None:
-            return raw_problem(no_such_order(self.order_id, node.view.is_erased(self.order_id)))
+            return raw_problem(await unknown_after_wait(node, self.order_id))
         if applied:
             return 304, [(b"etag", current.etag.encode()), *applied], b""
         return 202, [*_order_headers(current), *raw_headers(retry_after(_retry_after(node)))], current.to_json()

@@ -56,7 +56,7 @@ from .openapi import (
     problem_answer,
     wait_for_parameter,
 )
-from .problems import Problem, invalid, no_such_order, unavailable
+from .problems import Problem, invalid, no_such_order, unavailable, unknown_after_wait
 from .proxy import forward, proxying
 from .redirects import after_move, to_owner
 from .wait_params import (
@@ -240,7 +240,10 @@ async def _wait_elsewhere(request: Request, node: Node, target: str, order_id: s
         307: empty_answer(
             "Another node owns the order.", {"Location": header("The owner's URL, with the same path and query.")}
         ),
-        404: problem_answer("No such order (after the wait, for a long-poll: an order may appear meanwhile)."),
+        404: problem_answer(
+            "No such order (after the wait, for a long-poll: an order may appear meanwhile; and only once this node"
+            " has read the order's partition to Kafka's end, else 503)."
+        ),
         422: MALFORMED,
         503: UNAVAILABLE,
     },
@@ -294,7 +297,7 @@ async def _read_or_wait(
     if states is not None:
         current, reached = await _wait(request, node, order_id, reaches(states), timeout)
         if current is None:
-            raise no_such_order(order_id, node.view.is_erased(order_id))
+            raise await unknown_after_wait(node, order_id)
         if reached:
             return order_response(current, 200)
         return order_response(current, 202, retry_after(settings.retry_after_seconds))
@@ -307,8 +310,9 @@ async def _read_or_wait(
             if reached and changed is not None:
                 return order_response(changed, 200, applied)
             current = changed
-            if current is not None:
-                return Response(status_code=304, headers={"ETag": current.etag, **applied})
+            if current is None:
+                raise await unknown_after_wait(node, order_id)
+            return Response(status_code=304, headers={"ETag": current.etag, **applied})
         elif current is not None:
             return Response(status_code=304, headers={"ETag": current.etag})
     if current is None:

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from stategate.app.http_answers import PROBLEM_JSON, problem_document, retry_after
+from stategate.app.node import Node
 
 RawAnswer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
@@ -63,6 +64,19 @@ def raw_problem(problem: Problem) -> RawAnswer:
 def unavailable(detail: str, seconds: int) -> Problem:
     """503 with Retry-After."""
     return Problem(503, detail, retry_after(seconds))
+
+
+async def unknown_after_wait(node: Node, order_id: str) -> Problem:
+    """What a long-poll answers when its wait ended without the order.
+
+    404 when the order was erased or surely does not exist (this node has
+    read its partition to Kafka's end); otherwise 503 + Retry-After: it may
+    have been written and acknowledged but not read here yet.
+    """
+    if node.view.is_erased(order_id) or await node.orders.surely_absent(order_id):
+        return no_such_order(order_id, node.view.is_erased(order_id))
+    detail = f"Order {order_id!r} is not here yet, and Kafka cannot say that it will not be: try again."
+    return unavailable(detail, node.settings.retry_after_seconds)
 
 
 def no_such_order(order_id: str, erased: bool = False) -> Problem:
