@@ -131,8 +131,8 @@ class OrderFeed:
         self.wants = wants
         self.on_change = on_change
         self.history = history
-        self.erased: dict[str, None] = {}
-        """The latest erased order ids, oldest first (at most MAX_ERASED_REMEMBERED)."""
+        self.erased: dict[bytes, None] = {}
+        """The keys (order ids) of the latest erased orders, oldest first (at most MAX_ERASED_REMEMBERED)."""
         self.positions: dict[int, int] = {}
         """The next offset the feed will read, per partition: every record before it has been handed on."""
         self._recent: dict[int, collections.deque[RawRecord]] = {}
@@ -236,7 +236,7 @@ class OrderFeed:
                     if record.offset >= before:
                         return changes
                     change = _change_of(partition, record)
-                    if change is not None and (isinstance(change, Erasure) or change.order_id not in self.erased):
+                    if change is not None and not self._after_erasure(change):
                         changes.append(change)
         finally:
             await consumer.stop()
@@ -280,8 +280,8 @@ class OrderFeed:
             key = business_key(key)
             erasure = erasure_kind(record.headers) == REQUEST
             if erasure:
-                self._forget(partition, key.decode())
-            elif self.erased and key.decode() in self.erased:
+                self._forget(partition, key)
+            elif key in self.erased:
                 continue  # a version written after its order's erasure
             if len(kept) == self.history:
                 self._forgotten[partition] = kept[0].offset
@@ -289,13 +289,16 @@ class OrderFeed:
             if self.wants(key):
                 self._publish(partition, record, erasure)
 
-    def _forget(self, partition: int, order_id: str) -> None:
-        """An order was erased: drop its records from memory, and remember its id to drop later versions."""
-        self.erased[order_id] = None
+    def _after_erasure(self, change: FeedItem) -> bool:
+        """Whether a change is a version of an order this feed saw erased."""
+        return isinstance(change, Change) and change.order_id.encode() in self.erased
+
+    def _forget(self, partition: int, key: bytes) -> None:
+        """An order was erased: drop its records from memory, and remember its key to drop later versions."""
+        self.erased[key] = None
         if len(self.erased) > MAX_ERASED_REMEMBERED:
             del self.erased[next(iter(self.erased))]
         kept = self._recent[partition]
-        key = order_id.encode()
         if any(record.key == key for record in kept):
             remaining = [record for record in kept if record.key != key]
             kept.clear()
