@@ -82,7 +82,7 @@ class CustomerOrders:
         if order_id in ids:
             await self.output.overwrite(key, orjson.dumps({"orders": [i for i in ids if i != order_id]}))
         else:
-            self.output.compact(key)  # older values may name it: they leave the files too
+            await self.output.rewrite(key)  # older values may name it: they leave every copy's files too
 
     async def handle(self, request: ServiceRequest) -> Reply:
         """`GET /{customer}`: `{"customer_id", "orders": [id, ...]}`, newest first (empty for a new customer)."""

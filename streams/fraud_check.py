@@ -108,4 +108,4 @@ class FraudCheck:
         if state.order is not None and state.order.id == order_id:
             await self.output.overwrite(key, CustomerState(state.session, state.seen, None).to_json())
         else:
-            self.output.compact(key)  # older values may name it: they leave the files too
+            await self.output.rewrite(key)  # older values may name it: they leave every copy's files too

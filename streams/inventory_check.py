@@ -108,7 +108,7 @@ class InventoryCheck:
         if state.order is not None and state.order.id == order_id:
             await self.output.overwrite(key, ProductState(state.stock, state.reserved, state.seen, None).to_json())
         else:
-            self.output.compact(key)  # older values may name it: they leave the files too
+            await self.output.rewrite(key)  # older values may name it: they leave every copy's files too
 
     def state(self, product: str) -> ProductState:
         """A product's state in this process's table (its partition must be assigned here)."""

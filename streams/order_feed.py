@@ -287,7 +287,7 @@ class OrderFeed:
                 self._forgotten[partition] = kept[0].offset
             kept.append(RawRecord(record.offset, key, value, record.timestamp / 1000.0, erasure))
             if self.wants(key):
-                self._publish(partition, record, erasure)
+                self._publish(parse_change(partition, record.offset, key, value, record.timestamp / 1000.0, erasure))
 
     def _after_erasure(self, change: FeedItem) -> bool:
         """Whether a change is a version of an order this feed saw erased."""
@@ -304,8 +304,7 @@ class OrderFeed:
             kept.clear()
             kept.extend(remaining)
 
-    def _publish(self, partition: int, record: ConsumerRecord[bytes, bytes], erasure: bool) -> None:
-        change = _change_of(partition, record, erasure)
+    def _publish(self, change: FeedItem | None) -> None:
         if change is None:
             return
         try:
@@ -314,8 +313,7 @@ class OrderFeed:
             log.exception("a live stream failed on an order change", extra={"order_id": change.order_id})
 
 
-def _change_of(partition: int, record: ConsumerRecord[bytes, bytes], erasure: bool | None = None) -> FeedItem | None:
-    if erasure is None:
-        erasure = erasure_kind(record.headers) == REQUEST
+def _change_of(partition: int, record: ConsumerRecord[bytes, bytes]) -> FeedItem | None:
+    erasure = erasure_kind(record.headers) == REQUEST
     key = None if record.key is None else business_key(record.key)
     return parse_change(partition, record.offset, key, record.value, record.timestamp / 1000.0, erasure)

@@ -67,6 +67,19 @@ class TableOutput:
         await self.write(key, value, [(HEADER, REQUEST)])
         self.compact(key)
 
+    async def rewrite(self, key: bytes) -> None:
+        """`overwrite` the key with the value it holds: for an erasure whose order the value no longer names.
+
+        Older values under the key may still name it. Writing the current one
+        again with the erasure header makes every copy of the table compact
+        the key, not only this one.
+        """
+        value = cast(StoreT[bytes, bytes], self.table.data).get(key)
+        if value is None:
+            self.compact(key)
+        else:
+            await self.overwrite(key, value)
+
     def compact(self, key: bytes) -> None:
         """Push the key's old values out of RocksDB (in the current event's partition): for an erasure."""
         event = current_event()

@@ -11,6 +11,7 @@ import pytest
 from faust.streams import _current_event
 from faust.types import TP
 
+from stategate.streams.erasure_records import HEADER, REQUEST
 from stategate.streams.table_output import TableOutput
 
 
@@ -18,9 +19,18 @@ class StoreStandIn(dict[bytes, bytes]):
     """The table's store: values, and the changelog offset Faust recovery starts after."""
 
     persisted: dict[TP, int]
+    compacted: list[tuple[int, bytes]]
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         self.persisted[tp] = offset
+
+    def _db_for_partition(self, partition: int) -> Any:
+        """RocksDB of one partition: records which key ranges were compacted."""
+        compacted = self.compacted
+        return SimpleNamespace(
+            flush=lambda wait: None,
+            compact_range=lambda start, end, options: compacted.append((partition, start)),
+        )
 
 
 class ProducerStandIn:
@@ -28,11 +38,15 @@ class ProducerStandIn:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.headers: list[Any] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int, *_: Any) -> asyncio.Future[Any]:
+    async def send(
+        self, topic: str, key: bytes, value: bytes, partition: int, timestamp: Any, headers: Any
+    ) -> asyncio.Future[Any]:
         if not self.sent and value == b"first":
             await asyncio.sleep(0.05)  # aiokafka's append waits for room in its buffer
         self.sent.append((topic, key, value, partition))
+        self.headers.append(headers)
         acknowledged: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(SimpleNamespace(offset=len(self.sent) - 1))
         return acknowledged
@@ -41,6 +55,7 @@ class ProducerStandIn:
 def output() -> tuple[TableOutput, StoreStandIn, ProducerStandIn]:
     store = StoreStandIn()
     store.persisted = {}
+    store.compacted = []
     changelog = SimpleNamespace(get_topic_name=lambda: "inventory-checked")
     table = SimpleNamespace(data=store, changelog_topic=changelog)
     producer = ProducerStandIn()
@@ -56,9 +71,16 @@ class EventStandIn:
 
 async def write_as_agent(out: TableOutput, partition: int, key: bytes, value: bytes) -> None:
     """What an agent does while it processes an event of `partition`."""
+    event = as_agent(partition)
+    await out.write(key, value)
+    del event
+
+
+def as_agent(partition: int) -> EventStandIn:
+    """Make an event of `partition` the current one; keep the returned event while it is."""
     event = EventStandIn(partition)
     _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
-    await out.write(key, value)
+    return event
 
 
 async def test_two_agents_writes_leave_in_the_order_they_were_written() -> None:
@@ -79,3 +101,16 @@ async def test_a_write_outside_an_agent_is_refused() -> None:
     _current_event.set(None)
     with pytest.raises(RuntimeError):
         await out.write(b"P", b"v")
+
+
+async def test_a_rewrite_sends_the_current_value_with_the_erasure_header_so_that_every_copy_compacts() -> None:
+    out, store, producer = output()
+    event = as_agent(1)
+    store[b"C"] = b"newer value"
+    await out.rewrite(b"C")
+    assert producer.sent == [("inventory-checked", b"C", b"newer value", 1)]
+    assert producer.headers == [[(HEADER, REQUEST)]]
+    assert store.compacted == [(1, b"C")]
+    await out.rewrite(b"absent")  # nothing to write: this copy compacts, nothing is sent
+    assert len(producer.sent) == 1 and store.compacted[-1] == (1, b"absent")
+    del event
