@@ -12,10 +12,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 from faust.types import TopicT
 from faust.types.tables import CollectionT
 
@@ -84,52 +86,73 @@ def topics_of(app: faust.App, topics: Iterable[TopicT], settings: KafkaSettings)
 
 
 async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> None:
-    """Create the topics that do not exist yet; leave existing ones alone."""
+    """Create the topics that do not exist yet, leave existing ones alone, and wait until every broker serves them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, client_id=f"stategate-admin-{settings.node_id}")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = {spec.name: spec for spec in specs}  # the same topic may be listed twice
         missing = [spec for name, spec in wanted.items() if name not in existing]
-        if not missing:
-            return
-        durability = durability_configs(settings.replication_factor)
-        new_topics = [
-            NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=durability | spec.configs)
-            for spec in missing
-        ]
-        try:
-            await admin.create_topics(new_topics)
-        except TopicAlreadyExistsError:
-            pass  # another process created it meanwhile
-        log.info("created topics", extra={"topics": ",".join(spec.name for spec in missing)})
-        await _wait_for_leaders(admin, [spec.name for spec in missing])
+        if missing:
+            durability, replicas = durability_configs(settings.replication_factor), settings.replication_factor
+            new_topics = [
+                NewTopic(spec.name, spec.partitions, replicas, topic_configs=durability | spec.configs)
+                for spec in missing
+            ]
+            try:
+                await admin.create_topics(new_topics)
+            except TopicAlreadyExistsError:
+                pass  # another process created it meanwhile
+            log.info("created topics", extra={"topics": ",".join(spec.name for spec in missing)})
+        # Also for topics that exist: another process may have created them a moment ago.
+        await _wait_until_served(admin, list(wanted))
     finally:
         await admin.close()
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
-    """Wait until every partition of new topics has a leader, at most LEADER_WAIT_SECONDS.
+async def _wait_until_served(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until every broker names a leader for every partition of `names`, at most LEADER_WAIT_SECONDS.
 
-    A client that reads a topic the moment it is created can find no leader
-    yet: aiokafka then logs NotLeaderForPartition at ERROR and retries.
-    Kafka announces no leader election to clients, so this asks the broker's
-    metadata again, briefly, until it names them.
+    The controller creates a topic; each broker learns of it from the
+    metadata log in its own time. A client that reads a topic the moment one
+    broker names its leader may ask a broker that has not learnt of it yet,
+    the leader itself included: aiokafka then logs NotLeaderForPartition or
+    UnknownTopicOrPartition at ERROR and retries. Kafka announces neither to
+    clients, so this asks each broker's metadata, briefly, until all name them.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LEADER_WAIT_SECONDS
-    while True:
-        described = await admin.describe_topics(names)
-        led = [
-            bool(entry.get("partitions")) and all(p.get("leader", -1) >= 0 for p in entry["partitions"])
-            for entry in described
-        ]
-        if len(led) == len(names) and all(led):
+    brokers = [int(broker["node_id"]) for broker in (await admin.describe_cluster())["brokers"]]
+    waiting = set(brokers)
+    while waiting:
+        for broker in sorted(waiting):
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), 0.1)):
+                    # No public call asks one chosen broker; `describe_topics` asks any.
+                    metadata = await admin._send_request(MetadataRequest(names), broker)  # noqa: SLF001
+            except (KafkaError, TimeoutError):
+                continue  # a broker that does not answer now is asked again, until the deadline
+            if _all_led(metadata.to_object()["topics"], names):
+                waiting.discard(broker)
+        if not waiting:
             return
         if loop.time() > deadline:
-            log.warning("new topics have no leader yet", extra={"topics": ",".join(names)})
+            log.warning(
+                "brokers do not serve new topics yet",
+                extra={"topics": ",".join(names), "brokers": ",".join(map(str, sorted(waiting)))},
+            )
             return
         await asyncio.sleep(0.05)
+
+
+def _all_led(described: list[dict[str, Any]], names: list[str]) -> bool:
+    """Whether a metadata answer names every topic of `names`, each with a leader for every partition."""
+    led = {
+        entry["topic"]
+        for entry in described
+        if entry.get("partitions") and all(p.get("leader", -1) >= 0 for p in entry["partitions"])
+    }
+    return led >= set(names)
 
 
 async def partition_count(settings: KafkaSettings, topic: str) -> int:

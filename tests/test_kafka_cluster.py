@@ -7,6 +7,7 @@ Kafka processes, killed with SIGKILL where a crash is the point.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
@@ -162,3 +163,26 @@ def test_a_replicated_topic_takes_writes_with_one_broker_dead_and_heals_when_it_
 
     wait_for(healed, 60, "every replica back in sync")
     assert asyncio.run(produce(three_brokers.bootstrap, topic, 5)) == 5
+
+
+def test_every_broker_serves_a_topic_once_ensure_topics_returns(
+    three_brokers: LocalKafkaCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each broker learns of a new topic in its own time: a reader right after creation must find it everywhere."""
+    settings = KafkaSettings(broker=three_brokers.bootstrap, replication_factor=3, node_id="test")
+
+    async def create_then_read(topic: str) -> dict[TopicPartition, int]:
+        await ensure_topics(settings, [TopicSpec(topic, 6)])
+        consumer = AIOKafkaConsumer(bootstrap_servers=three_brokers.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in range(6)]
+            consumer.assign(partitions)
+            return await consumer.end_offsets(partitions)  # one ListOffsets to each partition's leader
+        finally:
+            await consumer.stop()
+
+    with caplog.at_level(logging.WARNING, logger="aiokafka"):
+        for _ in range(10):
+            assert set(asyncio.run(create_then_read(f"served-{uuid.uuid4().hex[:8]}")).values()) == {0}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
