@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -49,13 +50,25 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
         brokers.stop()
 
 
+class Answer(NamedTuple):
+    """What one client's POST got."""
+
+    order_id: str
+    status: int
+    """The HTTP status, or 0 for no answer (then `error` says why)."""
+    retry_after: str | None
+    seconds: float
+    error: str | None = None
+    hops: int = 0
+    """How many redirects the client followed."""
+
+
 @dataclass
 class Load:
     """64 clients placing orders (POST, wait_for=VALIDATED) on both nodes until told to stop."""
 
     urls: list[str]
-    answers: list[tuple[str, int, str | None, float]] = field(default_factory=list)
-    """(order id, status or 0 for no answer, Retry-After, seconds) per request."""
+    answers: list[Answer] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -63,7 +76,7 @@ class Load:
 
     def acknowledged(self) -> int:
         """How many requests got a 2xx so far."""
-        return sum(1 for _, status, _, _ in list(self.answers) if 200 <= status < 300)
+        return sum(1 for answer in list(self.answers) if 200 <= answer.status < 300)
 
     def wait_for_more(self, count: int, timeout: float, what: str) -> None:
         """Wait until `count` more requests than now got a 2xx."""
@@ -81,18 +94,20 @@ class Load:
             body = order_body(id=order_id)
             started = time.monotonic()
             try:
-                answer = await http.post(
+                response = await http.post(
                     f"{url}/v1/orders",
                     params={"wait_for": "VALIDATED", "timeout": WAIT_SECONDS},
                     json=body,
                     follow_redirects=True,
                 )
-                status, retry_after = answer.status_code, answer.headers.get("retry-after")
-            except httpx.HTTPError:
-                status, retry_after = 0, None
-            self.answers.append((order_id, status, retry_after, time.monotonic() - started))
-            if status == 503:
-                await asyncio.sleep(float(retry_after or 1))  # as a well-behaved client does
+                retry_after, hops = response.headers.get("retry-after"), len(response.history)
+                answer = Answer(order_id, response.status_code, retry_after, time.monotonic() - started, hops=hops)
+            except httpx.HTTPError as error:
+                where = error.request.url if isinstance(error, httpx.RequestError) else url
+                answer = Answer(order_id, 0, None, time.monotonic() - started, f"{error!r} on {where}")
+            self.answers.append(answer)
+            if answer.status == 503:
+                await asyncio.sleep(float(answer.retry_after or 1))  # as a well-behaved client does
 
 
 def under_load(urls: list[str], during: Callable[[Load], None]) -> Load:
@@ -143,14 +158,21 @@ def orders_in_kafka(bootstrap: str, topic: str) -> set[str]:
 def check(load: Load, system: Cluster, bootstrap: str) -> None:
     """2xx or 503 + Retry-After, never a hang; every 2xx order in Kafka and VALIDATED."""
     statuses: dict[int, int] = {}
-    for _, status, _, _ in load.answers:
-        statuses[status] = statuses.get(status, 0) + 1
-    acknowledged = [order_id for order_id, status, _, _ in load.answers if 200 <= status < 300]
+    for answer in load.answers:
+        statuses[answer.status] = statuses.get(answer.status, 0) + 1
+    acknowledged = [answer.order_id for answer in load.answers if 200 <= answer.status < 300]
     assert len(acknowledged) > 100, statuses
-    print(f"answers: {statuses}, slowest {max(s for *_, s in load.answers):.2f}s")
-    odd = [(status, seconds) for _, status, retry, seconds in load.answers if not _expected(status, retry)]
+    slowest = max(answer.seconds for answer in load.answers)
+    hops: dict[int, int] = {}
+    for answer in load.answers:
+        hops[answer.hops] = hops.get(answer.hops, 0) + 1
+    print(f"answers: {statuses}, slowest {slowest:.2f}s, redirects followed: {hops}")
+    odd = [answer for answer in load.answers if not _expected(answer)]
+    if odd:
+        for node in system.nodes:
+            print(f"--- {node.node_id}: errors and warnings")
+            print("\n".join(line for line in node.log().splitlines() if " ERROR " in line or " WARNING " in line))
     assert odd == [], f"answers other than 2xx or 503 + Retry-After: {odd[:10]} (all: {statuses})"
-    slowest = max(seconds for *_, seconds in load.answers)
     assert slowest < WAIT_SECONDS + SLACK_SECONDS, f"a request took {slowest:.1f}s"
 
     in_kafka = orders_in_kafka(bootstrap, f"{system.namespace}.orders")
@@ -171,8 +193,8 @@ def check(load: Load, system: Cluster, bootstrap: str) -> None:
     assert not_validated == [], f"{len(not_validated)} acknowledged orders never validated: {not_validated[:5]}"
 
 
-def _expected(status: int, retry_after: str | None) -> bool:
-    return 200 <= status < 300 or (status == 503 and retry_after is not None)
+def _expected(answer: Answer) -> bool:
+    return 200 <= answer.status < 300 or (answer.status == 503 and answer.retry_after is not None)
 
 
 async def coordinator_of(bootstrap: str, group: str) -> int:
