@@ -178,7 +178,8 @@ def test_every_broker_serves_a_topic_once_ensure_topics_returns(
         try:
             partitions = [TopicPartition(topic, p) for p in range(6)]
             consumer.assign(partitions)
-            return await consumer.end_offsets(partitions)  # one ListOffsets to each partition's leader
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)  # asks each partition's leader
+            return ends
         finally:
             await consumer.stop()
 
