@@ -36,7 +36,7 @@ WAIT_SECONDS = 5.0
 SLACK_SECONDS = 15.0
 """By design a POST with `wait_for` answers within 12 s here: asking the owner for a client-named order 1 s,
 the write `STATEGATE_PRODUCE_TIMEOUT_SECONDS` 5 s, the wait 5 s after the redirect, and reading the order's
-partition to its end 1 s. The rest is for two cores shared with three brokers, each restarting JVM busy."""
+partition to its end 1 s. The rest is for two cores shared with three brokers whose JVMs restart meanwhile."""
 
 
 @pytest.fixture(scope="module")
