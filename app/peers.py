@@ -117,7 +117,9 @@ class Peers:
     def client(self) -> httpx.AsyncClient:
         """The HTTP client for requests to other nodes."""
         if self._client is None:
-            limits = httpx.Limits(max_connections=1000)
+            # Every connection is kept alive (no keep-alive limit): httpcore 1.0.9 counts busy
+            # connections against that limit too, so with one a burst of forwards reconnects.
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=None)
             transport = PeerTransport(httpx.AsyncHTTPTransport(limits=limits), self.internal_urls)
             self._client = httpx.AsyncClient(timeout=self.timeout, transport=transport)
         return self._client
