@@ -73,8 +73,9 @@ async def unknown_after_wait(node: Node, order_id: str) -> Problem:
     read its partition to Kafka's end); otherwise 503 + Retry-After: it may
     have been written and acknowledged but not read here yet.
     """
-    if node.view.is_erased(order_id) or await node.orders.surely_absent(order_id):
-        return no_such_order(order_id, node.view.is_erased(order_id))
+    erased = node.view.is_erased(order_id)
+    if erased or await node.orders.surely_absent(order_id):
+        return no_such_order(order_id, erased)
     detail = f"Order {order_id!r} is not here yet, and Kafka cannot say that it will not be: try again."
     return unavailable(detail, node.settings.retry_after_seconds)
 
