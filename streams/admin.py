@@ -18,6 +18,7 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.protocol.offset import OffsetRequest
 from faust.types import TopicT
 from faust.types.tables import CollectionT
 
@@ -111,38 +112,82 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
 
 
 async def _wait_until_served(admin: AIOKafkaAdminClient, names: list[str]) -> None:
-    """Wait until every broker names a leader for every partition of `names`, at most LEADER_WAIT_SECONDS.
+    """Wait until every broker knows `names` and every partition's leader answers for it, at most LEADER_WAIT_SECONDS.
 
     The controller creates a topic; each broker learns of it from the
-    metadata log in its own time. A client that reads a topic the moment one
-    broker names its leader may ask a broker that has not learnt of it yet,
-    the leader itself included: aiokafka then logs NotLeaderForPartition or
-    UnknownTopicOrPartition at ERROR and retries. Kafka announces neither to
-    clients, so this asks each broker's metadata, briefly, until all name them.
+    metadata log in its own time, and a leader names itself in its metadata a
+    moment before its log for the partition exists. A client that reads the
+    topic in between gets UnknownTopicOrPartition or NotLeaderForPartition,
+    which aiokafka logs at ERROR before it retries. Kafka announces neither to
+    clients, so this asks, briefly: each broker's metadata until all name
+    every leader, then each leader for the partitions' end offsets, as a
+    consumer's first request does.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LEADER_WAIT_SECONDS
     brokers = [int(broker["node_id"]) for broker in (await admin.describe_cluster())["brokers"]]
-    waiting = set(brokers)
-    while waiting:
-        for broker in sorted(waiting):
-            try:
-                async with asyncio.timeout(max(deadline - loop.time(), 0.1)):
-                    # No public call asks one chosen broker; `describe_topics` asks any.
-                    metadata = await admin._send_request(MetadataRequest(names), broker)  # noqa: SLF001
-            except (KafkaError, TimeoutError):
-                continue  # a broker that does not answer now is asked again, until the deadline
-            if _all_led(metadata.to_object()["topics"], names):
-                waiting.discard(broker)
-        if not waiting:
-            return
-        if loop.time() > deadline:
-            log.warning(
-                "brokers do not serve new topics yet",
-                extra={"topics": ",".join(names), "brokers": ",".join(map(str, sorted(waiting)))},
-            )
+    unaware = set(brokers)
+    while unaware and loop.time() < deadline:
+        for broker in sorted(unaware):
+            if _all_led(await _described(admin, names, broker, deadline), names):
+                unaware.discard(broker)
+        if unaware:
+            await asyncio.sleep(0.05)
+    silent: list[int] = []
+    while not unaware and loop.time() < deadline:
+        # Asked anew each round: a leader that does not answer may have handed over.
+        leaders = _partitions_by_leader(await _described(admin, names, brokers[0], deadline))
+        silent = [
+            leader
+            for leader, partitions in sorted(leaders.items())
+            if not _all_answered(await _ask(admin, _latest_offsets(partitions), leader, deadline))
+        ]
+        if leaders and not silent:
             return
         await asyncio.sleep(0.05)
+    log.warning(
+        "brokers do not serve new topics yet",
+        extra={"topics": ",".join(names), "brokers": ",".join(map(str, sorted(unaware) or silent))},
+    )
+
+
+async def _ask(admin: AIOKafkaAdminClient, request: Any, broker: int, deadline: float) -> Any | None:
+    """One broker's answer to `request`, or None when it does not answer before `deadline`."""
+    try:
+        async with asyncio.timeout(max(deadline - asyncio.get_running_loop().time(), 0.1)):
+            # No public call asks one chosen broker; `describe_topics` asks any.
+            return await admin._send_request(request, broker)  # noqa: SLF001
+    except (KafkaError, TimeoutError):
+        return None  # a broker that does not answer now is asked again, until the deadline
+
+
+async def _described(
+    admin: AIOKafkaAdminClient, names: list[str], broker: int, deadline: float
+) -> list[dict[str, Any]]:
+    """The topics `names` as one broker's metadata describes them; empty when it does not answer."""
+    metadata = await _ask(admin, MetadataRequest(names), broker, deadline)
+    return [] if metadata is None else list(metadata.to_object()["topics"])
+
+
+def _partitions_by_leader(described: list[dict[str, Any]]) -> dict[int, dict[str, list[int]]]:
+    """The described topics' partitions, by the broker that leads them."""
+    leaders: dict[int, dict[str, list[int]]] = {}
+    for entry in described:
+        for partition in entry.get("partitions") or []:
+            by_topic = leaders.setdefault(int(partition["leader"]), {})
+            by_topic.setdefault(entry["topic"], []).append(int(partition["partition"]))
+    return leaders
+
+
+def _latest_offsets(partitions: dict[str, list[int]]) -> OffsetRequest:
+    """A ListOffsets request for the end of each partition, as a consumer sends it first."""
+    latest = -1
+    return OffsetRequest(-1, 0, [(topic, [(p, latest) for p in numbers]) for topic, numbers in partitions.items()])
+
+
+def _all_answered(answer: Any | None) -> bool:
+    """Whether a ListOffsets answer gives an offset, not an error, for every partition asked."""
+    return answer is not None and all(code == 0 for _, partitions in answer.topics for _, code, *_ in partitions)
 
 
 def _all_led(described: list[dict[str, Any]], names: list[str]) -> bool:

@@ -168,15 +168,20 @@ def test_a_replicated_topic_takes_writes_with_one_broker_dead_and_heals_when_it_
 def test_every_broker_serves_a_topic_once_ensure_topics_returns(
     three_brokers: LocalKafkaCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Each broker learns of a new topic in its own time: a reader right after creation must find it everywhere."""
+    """Each broker learns of a new topic in its own time, and a leader names itself before its log exists.
+
+    A reader right after creation must find every partition served. Many
+    partitions at once widen the leader's gap (it creates a log for each):
+    without the wait, this fails in most rounds with NotLeaderForPartition.
+    """
     settings = KafkaSettings(broker=three_brokers.bootstrap, replication_factor=3, node_id="test")
 
-    async def create_then_read(topic: str) -> dict[TopicPartition, int]:
-        await ensure_topics(settings, [TopicSpec(topic, 6)])
+    async def create_then_read(topics: list[str]) -> dict[TopicPartition, int]:
+        await ensure_topics(settings, [TopicSpec(topic, 12) for topic in topics])
         consumer = AIOKafkaConsumer(bootstrap_servers=three_brokers.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
-            partitions = [TopicPartition(topic, p) for p in range(6)]
+            partitions = [TopicPartition(topic, p) for topic in topics for p in range(12)]
             consumer.assign(partitions)
             ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)  # asks each partition's leader
             return ends
@@ -185,5 +190,6 @@ def test_every_broker_serves_a_topic_once_ensure_topics_returns(
 
     with caplog.at_level(logging.WARNING, logger="aiokafka"):
         for _ in range(10):
-            assert set(asyncio.run(create_then_read(f"served-{uuid.uuid4().hex[:8]}")).values()) == {0}
+            topics = [f"served-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+            assert set(asyncio.run(create_then_read(topics)).values()) == {0}
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
