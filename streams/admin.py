@@ -153,8 +153,13 @@ async def _wait_until_served(admin: AIOKafkaAdminClient, names: list[str]) -> No
 
 async def _ask(admin: AIOKafkaAdminClient, request: Any, broker: int, deadline: float) -> Any | None:
     """One broker's answer to `request`, or None when it does not answer before `deadline`."""
+    client = admin._client  # noqa: SLF001
     try:
         async with asyncio.timeout(max(deadline - asyncio.get_running_loop().time(), 0.1)):
+            if client.cluster.broker_metadata(broker) is None:
+                # Sending to a broker the client's metadata lacks logs StaleMetadata at ERROR.
+                await client.force_metadata_update()
+                return None
             # No public call asks one chosen broker; `describe_topics` asks any.
             return await admin._send_request(request, broker)  # noqa: SLF001
     except (KafkaError, TimeoutError):
