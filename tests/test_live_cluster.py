@@ -124,6 +124,7 @@ class Listener:
         self.stop_after = stop_after
         self.events: list[Event] = []
         self.status: int | None = None
+        self.response_headers: httpx.Headers | None = None
         self.node: str | None = None
         self.last_id: str | None = None
         self.reader: Reader | None = None
@@ -138,6 +139,7 @@ class Listener:
         try:
             with httpx.stream("GET", self.url, headers=self.headers, timeout=30) as response:
                 self.status = response.status_code
+                self.response_headers = response.headers
                 self.node = response.headers.get("x-stategate-node")
                 self.reader = reader = Reader(response)
                 for event in reader:
@@ -183,6 +185,18 @@ def test_an_order_that_appears_later_is_streamed_from_its_first_version(nodes: T
     listener = Listener(f"{node.url}/v1/orders/{order_id}/events?timeout=20").start()
     wait_for(lambda: node.metric("stategate_live_subscriptions") == 1, 10, "the stream to be registered")
     nodes.write(version(order_id, 1), version(order_id, 2, "FAILED"))
+    listener.join()
+    assert listener.status == 200 and listener.versions() == [1, 2]
+
+
+def test_heartbeats_do_not_end_the_wait_for_an_order_to_appear(nodes: TwoNodes) -> None:
+    """The nodes here beat every 0.5 s: a wait of 20 s for an unknown order outlasts several beats, then streams it."""
+    order_id = new_id()
+    node = nodes.nodes[1]
+    listener = Listener(f"{node.url}/v1/orders/{order_id}/events?timeout=20").start()
+    wait_for(lambda: node.metric("stategate_live_subscriptions") == 1, 10, "the stream to be registered")
+    assert not listener.finished.wait(2.0), f"answered {listener.status} before the order appeared"  # 4 beats
+    nodes.write(version(order_id, 1), version(order_id, 2, "VALIDATED"))
     listener.join()
     assert listener.status == 200 and listener.versions() == [1, 2]
 

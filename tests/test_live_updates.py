@@ -106,3 +106,16 @@ def test_a_full_node_refuses_more_streams_and_a_stopping_node_sends_clients_else
             stopping.join(30)
     assert [e.event for e in stream.events] == ["order", "reconnect"]
     assert stream.events[-1].json() == {"reason": "node stopping"}
+
+
+def test_a_stream_still_waiting_for_its_order_is_answered_503_when_the_node_stops(kafka: str, tmp_path: Path) -> None:
+    """Not 404: the order may yet appear, and another node can go on waiting for it."""
+    with System(tmp_path, kafka, "stopping", services=False) as alone:
+        listener = Listener(f"{alone.url}/v1/orders/never-{uuid.uuid4().hex[:8]}/events?timeout=60").start()
+        wait_for(lambda: alone.node.metric("stategate_live_subscriptions") == 1, 10, "the stream to be registered")
+        stopping = threading.Thread(target=alone.node.stop)
+        stopping.start()
+        listener.join(timeout=20)
+        stopping.join(30)
+    assert listener.status == 503 and listener.response_headers is not None
+    assert listener.response_headers["retry-after"] == "1"

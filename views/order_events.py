@@ -5,7 +5,8 @@ Each route reads what the client watches and where it left off
 it to `EventStreamWriter` (views/event_streams.py) to write. Errors come
 before the stream starts, as problem+json: 404 for an order that is unknown
 and stays unknown for `timeout` seconds, 503 + Retry-After while no node
-can be asked for an order or the node holds all the streams it may.
+can be asked for an order, the node holds all the streams it may, or it is
+stopping (also for a client still waiting for its order to appear).
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ async def open_order_stream(
     stream = await _open(node, interest, last_event_id, timeout)
     if not stream.resumed and not len(stream.outbox) and not await _appears(stream, timeout):
         node.streams.close(stream)
+        if stream.ended == "stopping":
+            raise unavailable("This node is stopping; try another node.", node.settings.retry_after_seconds)
         (order_id,) = interest.orders
         raise no_such_order(order_id)
     return _respond(node, stream)
@@ -197,10 +200,16 @@ async def _open(node: Node, interest: Interest, last_event_id: str | None, timeo
 
 
 async def _appears(stream: OrderStream, timeout: float) -> bool:
-    """Wait until an unknown order's first version is queued; False after `timeout` seconds."""
+    """Wait until an unknown order's first version is queued; False after `timeout` seconds or when the stream ends.
+
+    `ready` also wakes for the node's heartbeats, which mean nothing before
+    the response starts: they must not end the wait.
+    """
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
-            await stream.ready.wait()
+            while not len(stream.outbox) and stream.ended is None:
+                stream.ready.clear()
+                await stream.ready.wait()
     return bool(len(stream.outbox))
 
 
