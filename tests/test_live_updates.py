@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -13,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from .conftest import System
-from .processes import wait_for
+from .processes import Node, wait_for
 from .sse import Reader
 from .test_live_cluster import Listener
 
@@ -108,14 +111,32 @@ def test_a_full_node_refuses_more_streams_and_a_stopping_node_sends_clients_else
     assert stream.events[-1].json() == {"reason": "node stopping"}
 
 
-def test_a_stream_still_waiting_for_its_order_is_answered_503_when_the_node_stops(kafka: str, tmp_path: Path) -> None:
-    """Not 404: the order may yet appear, and another node can go on waiting for it."""
-    with System(tmp_path, kafka, "stopping", services=False) as alone:
+def test_a_stream_waiting_for_its_order_ends_when_its_client_leaves_and_gets_503_when_the_node_stops(
+    kafka: str, tmp_path: Path
+) -> None:
+    """A client that leaves frees its place at once, not at the timeout; one still waiting when the node stops gets
+    503, not 404: the order may yet appear, and another node can go on waiting for it."""
+    with System(tmp_path, kafka, "waiting", services=False) as alone:
+        node, address = alone.node, urlsplit(alone.url)
+        waiting = node_metric_is(node, "stategate_live_subscriptions", 1)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as client:
+            client.sendall(
+                f"GET /v1/orders/never-{uuid.uuid4().hex[:8]}/events?timeout=60 HTTP/1.1\r\n"
+                f"Host: {address.netloc}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            )
+            wait_for(waiting, 10, "the stream to be registered")
+        wait_for(node_metric_is(node, "stategate_live_subscriptions", 0), 5, "the stream to end once its client left")
+
         listener = Listener(f"{alone.url}/v1/orders/never-{uuid.uuid4().hex[:8]}/events?timeout=60").start()
-        wait_for(lambda: alone.node.metric("stategate_live_subscriptions") == 1, 10, "the stream to be registered")
-        stopping = threading.Thread(target=alone.node.stop)
+        wait_for(waiting, 10, "the stream to be registered")
+        stopping = threading.Thread(target=node.stop)
         stopping.start()
         listener.join(timeout=20)
         stopping.join(30)
     assert listener.status == 503 and listener.response_headers is not None
     assert listener.response_headers["retry-after"] == "1"
+
+
+def node_metric_is(node: Node, name: str, value: float) -> Callable[[], bool]:
+    """A condition for `wait_for`: the node's metric `name` has this value."""
+    return lambda: node.metric(name) == value

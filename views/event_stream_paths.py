@@ -66,7 +66,7 @@ class EventStreamPaths:
         try:
             if single:
                 assert timeout is not None
-                writer = await open_order_stream(self.node, interest, last_event_id, timeout)
+                writer = await open_order_stream(self.node, interest, last_event_id, timeout, receive)
             else:
                 writer = await open_events(self.node, interest, last_event_id)
         except Problem as problem:

@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from stategate.app.errors import (
     KafkaUnavailable,
@@ -34,6 +35,7 @@ from stategate.app.order_streams import Interest, OrderStream
 from stategate.app.orders import ORDER_ID_PATTERN
 
 from .dependencies import NodeDep
+from .disconnect import receive_disconnect
 from .event_streams import EventStreamResponse, EventStreamWriter
 from .input_limits import MAX_NAME_LENGTH, MAX_ORDER_ID_LENGTH, NAME_PATTERN
 from .openapi import MALFORMED, RETRY_AFTER, UNAVAILABLE, problem_answer
@@ -91,7 +93,7 @@ async def order_events(
     """Stream the order's changes, first the order as it stands; the stream ends after VALIDATED or FAILED."""
     _check_accept(request)
     interest = Interest(orders=frozenset({order_id}))
-    return EventStreamResponse(await open_order_stream(node, interest, last_event_id, timeout))
+    return EventStreamResponse(await open_order_stream(node, interest, last_event_id, timeout, request.receive))
 
 
 @router.get(
@@ -158,11 +160,14 @@ def _check_accept(request: Request) -> None:
 
 
 async def open_order_stream(
-    node: Node, interest: Interest, last_event_id: str | None, timeout: float
+    node: Node, interest: Interest, last_event_id: str | None, timeout: float, receive: Receive
 ) -> EventStreamWriter:
-    """The stream of one order, its response ready to write; raises Problem (404 when it never appears)."""
+    """The stream of one order, its response ready to write; raises Problem (404 when it never appears).
+
+    `receive` tells when the client leaves while it waits for the order to appear.
+    """
     stream = await _open(node, interest, last_event_id, timeout)
-    if not stream.resumed and not len(stream.outbox) and not await _appears(stream, timeout):
+    if not stream.resumed and not len(stream.outbox) and not await _appears(stream, timeout, receive):
         node.streams.close(stream)
         if stream.ended == "stopping":
             raise unavailable("This node is stopping; try another node.", node.settings.retry_after_seconds)
@@ -199,17 +204,25 @@ async def _open(node: Node, interest: Interest, last_event_id: str | None, timeo
         raise unavailable("The customer index cannot be asked right now.", retry) from None
 
 
-async def _appears(stream: OrderStream, timeout: float) -> bool:
-    """Wait until an unknown order's first version is queued; False after `timeout` seconds or when the stream ends.
+async def _appears(stream: OrderStream, timeout: float, receive: Receive) -> bool:
+    """Wait until an unknown order's first version is queued; False after `timeout` seconds or when the stream
+    ends (the node stops, or the client leaves: its stream must not hold a place until the timeout).
 
     `ready` also wakes for the node's heartbeats, which mean nothing before
     the response starts: they must not end the wait.
     """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            while not len(stream.outbox) and stream.ended is None:
-                stream.ready.clear()
-                await stream.ready.wait()
+
+    def end_if_left(gone: asyncio.Future[None]) -> None:
+        if not gone.cancelled():
+            stream.lost()
+
+    async with receive_disconnect(receive) as gone:
+        gone.add_done_callback(end_if_left)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not len(stream.outbox) and stream.ended is None:
+                    stream.ready.clear()
+                    await stream.ready.wait()
     return bool(len(stream.outbox))
 
 
